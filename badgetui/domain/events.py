@@ -1,0 +1,310 @@
+"""Open edX event payloads (openedx-events.md §2) and the intake parser (formats.md).
+
+Field order of every record is the wire order; the Avro schemas of the event bus are built
+from these classes, so the CCX record keeps `is_passing, user, course`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final, Literal, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr, ValidationError
+
+COURSE_PASSING: Final = "org.openedx.learning.course.passing.status.updated.v1"
+CCX_COURSE_PASSING: Final = "org.openedx.learning.ccx.course.passing.status.updated.v1"
+BADGE_AWARDED: Final = "org.openedx.learning.badge.awarded.v1"
+BADGE_REVOKED: Final = "org.openedx.learning.badge.revoked.v1"
+
+DEFAULT_EVENTS: Final = (COURSE_PASSING, CCX_COURSE_PASSING)
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class UserPersonalData(_Record):
+    username: StrictStr
+    email: StrictStr
+    name: StrictStr = ""
+
+
+class UserData(_Record):
+    id: StrictInt
+    is_active: StrictBool
+    pii: UserPersonalData
+
+
+class CourseData(_Record):
+    course_key: StrictStr
+    display_name: StrictStr = ""
+    start: StrictStr | None = None
+    end: StrictStr | None = None
+
+
+class CcxCourseData(_Record):
+    ccx_course_key: StrictStr
+    master_course_key: StrictStr
+    display_name: StrictStr = ""
+    coach_email: StrictStr = ""
+    start: StrictStr | None = None
+    end: StrictStr | None = None
+    max_students_allowed: StrictInt | None = None
+
+
+class CoursePassingStatusData(_Record):
+    is_passing: StrictBool
+    course: CourseData
+    user: UserData
+
+
+class CcxCoursePassingStatusData(_Record):
+    # Wire order: attrs moves the redefined `course` after `user` (openedx-events.md §2).
+    is_passing: StrictBool
+    user: UserData
+    course: CcxCourseData
+
+
+class BadgeTemplateData(_Record):
+    uuid: StrictStr
+    origin: StrictStr
+    name: StrictStr | None = None
+    description: StrictStr | None = None
+    image_url: StrictStr | None = None
+
+
+class BadgeData(_Record):
+    uuid: StrictStr
+    user: UserData
+    template: BadgeTemplateData
+
+
+@dataclass(frozen=True, slots=True)
+class EventSpec:
+    """How one known event type is carried: its data key and payload record."""
+
+    event_type: str
+    data_key: str
+    record: type[_Record]
+
+
+EVENT_SPECS: Final[dict[str, EventSpec]] = {
+    spec.event_type: spec
+    for spec in (
+        EventSpec(COURSE_PASSING, "course_passing_status", CoursePassingStatusData),
+        EventSpec(CCX_COURSE_PASSING, "course_passing_status", CcxCoursePassingStatusData),
+        EventSpec(BADGE_AWARDED, "badge", BadgeData),
+        EventSpec(BADGE_REVOKED, "badge", BadgeData),
+    )
+}
+
+Outcome = Literal["processed", "ignored", "dropped", "duplicate", "rejected"]
+OUTCOMES: Final[tuple[Outcome, ...]] = ("processed", "ignored", "dropped", "duplicate", "rejected")
+
+
+@dataclass(slots=True)
+class Event:
+    """A parsed event ready for processing (or an ignored/dropped/rejected one, with a reason).
+
+    `payload` is the record as JSON-compatible data with defaults filled in: data rule paths
+    start here (`is_passing`, `course.course_key`, ...).
+    """
+
+    id: str | None
+    event_type: str | None
+    time: datetime | None
+    payload: dict[str, Any] | None
+    status: Literal["ok", "ignored", "dropped", "rejected"]
+    reason: str = ""
+    line: int | None = None
+    raw: str | None = None
+
+    @property
+    def user(self) -> dict[str, Any] | None:
+        if self.payload is None:
+            return None
+        user = self.payload.get("user")
+        return user if isinstance(user, dict) else None
+
+    @property
+    def username(self) -> str | None:
+        user = self.user
+        if not user:
+            return None
+        pii = user.get("pii")
+        return pii.get("username") if isinstance(pii, dict) else None
+
+
+class EventError(ValueError):
+    """Raised inside the parser; becomes a `rejected` outcome with this message."""
+
+
+def content_id(obj: Any) -> str:
+    """Stable id for an event that carries none: a hash of its canonical JSON."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+def parse_time(value: Any) -> datetime:
+    """ISO-8601 with an offset, converted to UTC; naive times are refused."""
+    if not isinstance(value, str):
+        raise EventError(f"time must be an ISO-8601 string, got {type(value).__name__}")
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise EventError(f"time {value!r} is not ISO-8601") from None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise EventError(f"time {value!r} has no UTC offset")
+    return parsed.astimezone(UTC)
+
+
+def _validation_reason(exc: ValidationError, key: str) -> str:
+    err = exc.errors(include_url=False)[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    where = f"{key}.{loc}" if loc else key
+    kind = err["type"]
+    if kind == "missing":
+        return f"{where} is missing"
+    if kind in ("bool_type",):
+        return f"{where} is not a boolean"
+    if kind in ("int_type",):
+        return f"{where} is not an integer"
+    if kind in ("string_type",):
+        return f"{where} is not a string"
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        return f"{where} is not an object"
+    return f"{where}: {err['msg']}"
+
+
+def _user_problem(payload: dict[str, Any]) -> str | None:
+    """Why this payload identifies no learner (the event is then dropped), or None."""
+    user = payload.get("user")
+    if user is None:
+        return "no user data"
+    if not isinstance(user, dict):
+        return None  # a wrong shape is a rejection, reported by validation
+    pii = user.get("pii")
+    if pii is None:
+        return "no user data (user.pii missing)"
+    if isinstance(pii, dict) and pii.get("username") in (None, ""):
+        return "no username (user.pii.username missing)"
+    return None
+
+
+def _envelope(obj: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
+    """(id, event_type, time, data) from a flat event or a bus envelope."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        event_type = meta.get("event_type", meta.get("type"))
+        return meta.get("id"), event_type, meta.get("time"), obj.get("data")
+    if meta is not None:
+        raise EventError("metadata is not an object")
+    return obj.get("id"), obj.get("event_type"), obj.get("time"), obj.get("data")
+
+
+def parse_object(obj: Any, configured: frozenset[str], now: datetime) -> Event:
+    """Classify one decoded JSON value: ok, ignored, dropped or rejected (with a reason)."""
+    if not isinstance(obj, dict):
+        return Event(None, None, None, None, "rejected", f"not an object ({type(obj).__name__})")
+    ref_id: str | None = None
+    event_type: Any = None
+    try:
+        raw_id, event_type, raw_time, data = _envelope(obj)
+        if raw_id is not None and (not isinstance(raw_id, str) or not raw_id.strip()):
+            raise EventError("id must be a non-empty string")
+        ref_id = raw_id if raw_id is not None else content_id(obj)
+        if event_type is None:
+            raise EventError("no event_type")
+        if not isinstance(event_type, str) or not event_type:
+            raise EventError("event_type must be a non-empty string")
+        if event_type not in configured:
+            return Event(ref_id, event_type, None, None, "ignored", "event type not configured")
+        time = now if raw_time is None else parse_time(raw_time)
+        if not isinstance(data, dict):
+            raise EventError("data is missing" if data is None else "data is not an object")
+        spec = EVENT_SPECS.get(event_type)
+        if spec is None:
+            return _custom_event(ref_id, event_type, time, data)
+        record = data.get(spec.data_key)
+        if record is None:
+            keys = ", ".join(sorted(data)) or "nothing"
+            raise EventError(f"data key does not fit the type: expected {spec.data_key}, got {keys}")
+        if not isinstance(record, dict):
+            raise EventError(f"{spec.data_key} is not an object")
+        dropped = _user_problem(record)
+        if dropped:
+            rest = {k: v for k, v in record.items() if k != "user"}
+            _validate(spec, rest, partial=True)
+            return Event(ref_id, event_type, time, None, "dropped", dropped)
+        payload = _validate(spec, record, partial=False)
+        return Event(ref_id, event_type, time, payload, "ok")
+    except EventError as exc:
+        etype = event_type if isinstance(event_type, str) else None
+        return Event(ref_id, etype, None, None, "rejected", str(exc))
+
+
+def _validate(spec: EventSpec, record: dict[str, Any], *, partial: bool) -> dict[str, Any]:
+    try:
+        model = spec.record.model_validate(record)
+    except ValidationError as exc:
+        if partial:
+            errors = [e for e in exc.errors(include_url=False) if e["loc"][:1] != ("user",)]
+            if not errors:
+                return {}
+        raise EventError(_validation_reason(exc, spec.data_key)) from None
+    return model.model_dump(mode="json")
+
+
+def _custom_event(ref_id: str, event_type: str, time: datetime, data: dict[str, Any]) -> Event:
+    """A configured type we hold no schema for: its payload is the data's single record."""
+    payload: Any = data
+    if len(data) == 1:
+        payload = next(iter(data.values()))
+    if not isinstance(payload, dict):
+        raise EventError("data record is not an object")
+    dropped = _user_problem(payload)
+    if dropped:
+        return Event(ref_id, event_type, time, None, "dropped", dropped)
+    return Event(ref_id, event_type, time, payload, "ok")
+
+
+def parse_line(text: str, line: int | None, configured: frozenset[str], now: datetime) -> Event:
+    """Parse one JSON Lines line; the line number travels with every outcome."""
+    try:
+        obj = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        reason = f"not JSON ({exc.msg} at column {exc.colno})" if isinstance(
+            exc, json.JSONDecodeError) else "not JSON (nested too deeply)"
+        event = Event(None, None, None, None, "rejected", reason)
+    else:
+        event = parse_object(obj, configured, now)
+    event.line = line
+    if event.status == "rejected":
+        event.raw = text[:2000]
+    return event
+
+
+def payload_paths(record: type[BaseModel], prefix: str = "") -> dict[str, type]:
+    """Every leaf key path of a record with its Python type, for rule editing and lint."""
+    paths: dict[str, type] = {}
+    for name, info in record.model_fields.items():
+        path = f"{prefix}{name}"
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            paths.update(payload_paths(annotation, path + "."))
+            continue
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        base = args[0] if args else annotation
+        if get_origin(base) is Annotated:
+            base = get_args(base)[0]
+        paths[path] = base if isinstance(base, type) else object
+    return paths
+
+
+def event_paths(event_type: str) -> dict[str, type] | None:
+    """Key paths of a known event type's payload, or None when the type has no schema."""
+    spec = EVENT_SPECS.get(event_type)
+    return None if spec is None else payload_paths(spec.record)

@@ -1,0 +1,105 @@
+"""Configuration lint: the mistakes that make a badge silently never (or always) fire."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from badgetui.domain.config import RuleConfig, TemplateConfig
+from badgetui.domain.events import event_paths
+from badgetui.domain.rules import BOOLEAN_WORDS, canonical
+
+Level = Literal["error", "warning"]
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    level: Level
+    template: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.level}: {self.template}: {self.message}"
+
+
+def _rule_findings(
+    where: str, event_type: str, rules: Iterable[RuleConfig], ignored: Collection[str]
+) -> Iterable[tuple[Level, str]]:
+    paths = event_paths(event_type)
+    for rule in rules:
+        if paths is None:
+            continue
+        if rule.path not in paths:
+            yield "error", f"{where}: rule on {rule.path!r}, which {event_type} does not have"
+            continue
+        if rule.path in ignored:
+            yield "warning", f"{where}: rule on ignored key path {rule.path!r}"
+        if paths[rule.path] is bool and rule.value not in BOOLEAN_WORDS:
+            yield "error", (
+                f"{where}: {rule.path} is a boolean but the rule compares it with {rule.value!r}"
+                " (use true/false)"
+            )
+
+
+def _contradiction(rules: list[RuleConfig]) -> str | None:
+    """Why these rules can never all match one payload, or None."""
+    eq: dict[str, str | None] = {}
+    ne: dict[str, set[str | None]] = {}
+    for rule in rules:
+        value = canonical(rule.value)
+        if rule.op == "eq":
+            if rule.path in eq and eq[rule.path] != value:
+                return f"{rule.path} must equal both {eq[rule.path]!r} and {value!r}"
+            eq[rule.path] = value
+        else:
+            ne.setdefault(rule.path, set()).add(value)
+    for path, value in eq.items():
+        if value in ne.get(path, set()):
+            return f"{path} must both equal and not equal {value!r}"
+    return None
+
+
+def lint_template(
+    tpl: TemplateConfig,
+    *,
+    configured_events: Collection[str],
+    ignored_paths: Collection[str] = (),
+    label: str | None = None,
+) -> list[Finding]:
+    """Findings for one template's requirements and penalties."""
+    name = label or tpl.label
+    out: list[Finding] = []
+
+    def add(level: Level, message: str) -> None:
+        out.append(Finding(level, name, message))
+
+    if tpl.active and not tpl.requirements:
+        add("error", "active but has no requirements: it can never be awarded")
+    live_groups: dict[str, bool] = {}
+    for req in tpl.requirements:
+        where = f"requirement {req.id!r}"
+        for level, msg in _rule_findings(where, req.event_type, req.rules, ignored_paths):
+            add(level, msg)
+        alive = True
+        if req.event_type not in configured_events:
+            add("warning", f"{where}: event type {req.event_type} is not in the configured events")
+            alive = False
+        why = _contradiction(req.rules)
+        if why:
+            add("error", f"{where} can never match: {why}")
+            alive = False
+        group = req.group or "?"
+        live_groups[group] = live_groups.get(group, False) or alive
+    dead = sorted(g for g, alive in live_groups.items() if not alive)
+    if dead:
+        add("error", f"can never complete: no requirement of group {', '.join(dead)} can match")
+    for index, pen in enumerate(tpl.penalties, start=1):
+        where = f"penalty {index}"
+        if not pen.rules:
+            add("warning", f"{where} has no rules: it fires on every {pen.event_type} event")
+        for level, msg in _rule_findings(where, pen.event_type, pen.rules, ignored_paths):
+            add(level, msg)
+        if pen.event_type not in configured_events:
+            add("warning", f"{where}: event type {pen.event_type} is not in the configured events")
+    return out

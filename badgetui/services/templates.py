@@ -1,0 +1,274 @@
+"""Provider accounts and badge templates: what sync brings in and operators activate."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from peewee import JOIN, fn
+
+from badgetui.services.common import (
+    Clock,
+    NotFound,
+    ServiceError,
+    bump_config_generation,
+    iso,
+    mask,
+    to_db,
+)
+from badgetui.store.models import (
+    AuditLog,
+    Badge,
+    ProviderAccount,
+    Requirement,
+    Template,
+)
+
+PROVIDERS = ("credly", "accredible")
+
+
+@dataclass(slots=True)
+class AccountView:
+    id: int
+    provider: str
+    identifier: str
+    name: str
+    api_key: str  # masked
+    key_created_at: str | None
+    last_sync_at: str | None
+    last_sync_result: str
+    paused_reason: str
+
+
+@dataclass(slots=True)
+class TemplateView:
+    id: int
+    provider: str
+    account_id: int
+    account: str
+    external_id: str
+    name: str
+    state: str
+    active: bool
+    stale: bool
+    deleted: bool
+    requirements: int
+    awarded: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class SyncedTemplate:
+    """A template as a provider describes it (the input of a sync apply)."""
+
+    external_id: str
+    name: str
+    description: str = ""
+    image_url: str = ""
+    state: str = "active"
+
+
+def audit(clock: Clock, action: str, target: str, detail: Any = "", actor: str = "operator") -> None:
+    AuditLog.create(
+        at=to_db(clock()), actor=actor, action=action, target=target,
+        detail=detail if isinstance(detail, str) else json.dumps(detail, sort_keys=True),
+    )
+
+
+class TemplateService:
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+
+    # -- accounts ------------------------------------------------------------------------
+    def add_account(
+        self,
+        provider: str,
+        identifier: str,
+        api_key: str,
+        *,
+        name: str = "",
+        key_created_at: datetime | None = None,
+    ) -> AccountView:
+        """Store an account whose key was already verified (the providers layer does that)."""
+        if provider not in PROVIDERS:
+            raise ServiceError(f"unknown provider {provider!r} (use credly or accredible)")
+        if ProviderAccount.get_or_none(
+            (ProviderAccount.provider == provider) & (ProviderAccount.identifier == identifier)
+        ):
+            raise ServiceError(f"{provider} account {identifier} already exists")
+        now = to_db(self.clock())
+        account = ProviderAccount.create(
+            provider=provider, identifier=identifier, name=name or identifier, api_key=api_key,
+            key_created_at=to_db(key_created_at) or now, created_at=now,
+        )
+        audit(self.clock, "account.add", f"{provider}:{identifier}", {"key": mask(api_key)})
+        return _account_view(account)
+
+    def accounts(self) -> list[AccountView]:
+        query = ProviderAccount.select().order_by(ProviderAccount.provider, ProviderAccount.id)
+        return [_account_view(a) for a in query]
+
+    def account(self, ref: str | int) -> ProviderAccount:
+        """An account by local id, Credly organization UUID or Accredible configuration name."""
+        text = str(ref)
+        if text.isdigit():
+            found = ProviderAccount.get_or_none(ProviderAccount.id == int(text))
+            if found:
+                return found
+        matches = list(ProviderAccount.select().where(
+            (ProviderAccount.identifier == text) | (ProviderAccount.name == text)
+        ))
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise ServiceError(f"account {text!r} is ambiguous; use its id")
+        raise NotFound(f"no provider account {text!r}")
+
+    # -- sync apply (the providers issue computes the plan) -----------------------------
+    def upsert_synced(self, account: ProviderAccount, items: list[SyncedTemplate]) -> dict[str, int]:
+        """Create (inactive) or update templates seen at the provider; mark unseen ones stale."""
+        now = to_db(self.clock())
+        existing = {
+            t.external_id: t
+            for t in Template.select().where(Template.account == account.id)
+        }
+        created = updated = stale = 0
+        changed_active = False
+        seen = set()
+        for item in items:
+            seen.add(item.external_id)
+            row = existing.get(item.external_id)
+            if row is None:
+                Template.create(
+                    account=account.id, provider=account.provider, external_id=item.external_id,
+                    name=item.name, description=item.description, image_url=item.image_url,
+                    state=item.state, created_at=now, updated_at=now,
+                )
+                created += 1
+                continue
+            values = {
+                "name": item.name, "description": item.description,
+                "image_url": item.image_url, "state": item.state,
+                "stale": False, "deleted": False,
+            }
+            if any(getattr(row, k) != v for k, v in values.items()):
+                if row.is_active and (row.stale or row.deleted or row.state != item.state):
+                    changed_active = True
+                Template.update(**values, updated_at=now).where(Template.id == row.id).execute()
+                updated += 1
+        for ext, row in existing.items():
+            if ext not in seen and not row.stale and not row.deleted:
+                Template.update(stale=True, updated_at=now).where(Template.id == row.id).execute()
+                stale += 1
+                changed_active = changed_active or row.is_active
+        if changed_active or updated:
+            bump_config_generation()
+        return {"created": created, "updated": updated, "stale": stale}
+
+    # -- templates -----------------------------------------------------------------------
+    def list(
+        self,
+        *,
+        provider: str | None = None,
+        active: bool | None = None,
+        text: str | None = None,
+        state: str | None = None,
+    ) -> list[TemplateView]:
+        reqs = (
+            Requirement.select(Requirement.template, fn.COUNT(Requirement.id).alias("n"))
+            .group_by(Requirement.template)
+            .alias("rq")
+        )
+        awarded = (
+            Badge.select(Badge.template, fn.COUNT(Badge.id).alias("n"))
+            .where(Badge.status == "awarded")
+            .group_by(Badge.template)
+            .alias("bq")
+        )
+        query = (
+            Template.select(
+                Template, ProviderAccount.name.alias("account_name"),
+                fn.COALESCE(reqs.c.n, 0).alias("req_count"),
+                fn.COALESCE(awarded.c.n, 0).alias("awarded_count"),
+            )
+            .join(ProviderAccount)
+            .switch(Template)
+            .join(reqs, JOIN.LEFT_OUTER, on=(reqs.c.template_id == Template.id))
+            .switch(Template)
+            .join(awarded, JOIN.LEFT_OUTER, on=(awarded.c.template_id == Template.id))
+            .order_by(Template.provider, Template.name, Template.id)
+        )
+        if provider:
+            query = query.where(Template.provider == provider)
+        if active is not None:
+            query = query.where(Template.is_active == active)
+        if state:
+            query = query.where(Template.state == state)
+        if text:
+            like = f"%{text}%"
+            query = query.where(
+                Template.name ** like | Template.external_id ** like
+            )
+        return [
+            TemplateView(
+                t.id, t.provider, t.account_id, t.account_name if hasattr(t, "account_name")
+                else t.account.name, t.external_id, t.name, t.state, t.is_active, t.stale,
+                t.deleted, t.req_count, t.awarded_count,
+            )
+            for t in query.objects()
+        ]
+
+    def get(self, ref: str | int) -> Template:
+        """A template by local id, or by its external id when that is unambiguous."""
+        text = str(ref)
+        if text.isdigit():
+            found = Template.get_or_none(Template.id == int(text))
+            if found:
+                return found
+        matches = list(Template.select().where(Template.external_id == text))
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise ServiceError(f"external id {text!r} is held by several templates; use the id")
+        raise NotFound(f"no template {text!r}")
+
+    def set_active(self, ref: str | int, active: bool) -> TemplateView:
+        """Activate (refused with the reason when it cannot work) or deactivate a template."""
+        tpl = self.get(ref)
+        if active:
+            reason = activation_problem(tpl)
+            if reason:
+                raise ServiceError(f"template {tpl.id} ({tpl.name}) cannot be activated: {reason}")
+        if tpl.is_active != active:
+            Template.update(is_active=active, updated_at=to_db(self.clock())).where(
+                Template.id == tpl.id
+            ).execute()
+            bump_config_generation()
+            audit(self.clock, "template.activate" if active else "template.deactivate",
+                  f"template {tpl.id}")
+        return next(v for v in self.list() if v.id == tpl.id)
+
+
+def activation_problem(tpl: Template) -> str | None:
+    """Why a template may not be activated, or None."""
+    if tpl.deleted:
+        return "it was deleted at the provider"
+    if tpl.stale:
+        return "it is stale (no longer returned by the provider)"
+    if tpl.provider == "credly" and tpl.state != "active":
+        return f"its Credly state is {tpl.state}"
+    if not Requirement.select().where(Requirement.template == tpl.id).exists():
+        return "it has no requirements"
+    return None
+
+
+def _account_view(account: ProviderAccount) -> AccountView:
+    return AccountView(
+        account.id, account.provider, account.identifier, account.name, mask(account.api_key),
+        iso(account.key_created_at), iso(account.last_sync_at), account.last_sync_result,
+        account.paused_reason,
+    )

@@ -1,0 +1,107 @@
+"""Settings: a TOML file (`BADGETUI_CONFIG`, else the user's config dir) and `BADGETUI_*`
+environment variables, which win. Paths are computed when settings load, never at import."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import platformdirs
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from badgetui.domain.events import DEFAULT_EVENTS
+
+CREDLY_PRODUCTION = "https://api.credly.com/v1/"
+CREDLY_SANDBOX = "https://sandbox-api.credly.com/v1/"
+ACCREDIBLE_PRODUCTION = "https://api.accredible.com/v1/"
+ACCREDIBLE_SANDBOX = "https://sandbox.api.accredible.com/v1/"
+
+#: Payload paths hidden from the rule editor's suggestions by default (noise, not criteria).
+DEFAULT_IGNORED_PATHS = (
+    "user.id",
+    "user.is_active",
+    "user.pii.name",
+    "course.display_name",
+    "course.start",
+    "course.end",
+    "course.coach_email",
+    "course.max_students_allowed",
+)
+
+
+def config_path() -> Path:
+    """Where the settings file lives: `BADGETUI_CONFIG` or the user's config directory."""
+    override = os.environ.get("BADGETUI_CONFIG")
+    if override:
+        return Path(override).expanduser()
+    return Path(platformdirs.user_config_dir("badgetui")) / "config.toml"
+
+
+def default_database() -> str:
+    return str(Path(platformdirs.user_data_dir("badgetui")) / "badgetui.db")
+
+
+def _split(value: Any) -> Any:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything badgetui reads from the environment or the settings file."""
+
+    model_config = SettingsConfigDict(env_prefix="BADGETUI_", extra="ignore")
+
+    db: str = Field(default_factory=default_database, description="database path or URL")
+    use_sandbox: bool = Field(False, description="talk to the providers' sandboxes")
+    credly_api_url: str | None = Field(None, description="Credly API base URL")
+    accredible_api_url: str | None = Field(None, description="Accredible API base URL")
+    events: Annotated[tuple[str, ...], NoDecode] = Field(
+        DEFAULT_EVENTS, description="event types that take part (comma-separated)"
+    )
+    ignored_paths: Annotated[tuple[str, ...], NoDecode] = Field(
+        DEFAULT_IGNORED_PATHS, description="key paths the rule editor does not offer"
+    )
+    reaward_after_revoke: bool = Field(
+        True, description="a revoked badge can be earned again (false: never re-award)"
+    )
+    batch_size: int = Field(500, ge=1, le=10_000, description="events per intake transaction")
+
+    @field_validator("events", "ignored_paths", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        return _split(value)
+
+    @property
+    def credly_url(self) -> str:
+        return self.credly_api_url or (CREDLY_SANDBOX if self.use_sandbox else CREDLY_PRODUCTION)
+
+    @property
+    def accredible_url(self) -> str:
+        if self.accredible_api_url:
+            return self.accredible_api_url
+        return ACCREDIBLE_SANDBOX if self.use_sandbox else ACCREDIBLE_PRODUCTION
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_path())
+        return (init_settings, env_settings, toml)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    return Settings(**overrides)

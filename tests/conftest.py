@@ -1,0 +1,91 @@
+"""Shared fixtures: a real SQLite file per test, a frozen clock, synced templates."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from badgetui.services import Services
+from badgetui.services.templates import SyncedTemplate
+from badgetui.settings import Settings
+from badgetui.store.models import ProviderAccount
+
+CREDLY_ORG = "5f0c3a6e-7d1b-4c2a-9e4f-1a2b3c4d5e6f"
+
+
+class FakeClock:
+    def __init__(self, start: datetime = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No developer config or data directory leaks into a test."""
+    for key in list(os.environ):
+        if key.startswith("BADGETUI_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("BADGETUI_CONFIG", str(tmp_path / "no-config.toml"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "badgetui.db"
+
+
+@pytest.fixture
+def make_services(db_path: Path, clock: FakeClock) -> Iterator[Callable[..., Services]]:
+    opened: list[Services] = []
+
+    def factory(**settings: object) -> Services:
+        services = Services.open(Settings(db=str(db_path), **settings), clock=clock)
+        opened.append(services)
+        return services
+
+    yield factory
+    for services in opened:
+        services.close()
+
+
+@pytest.fixture
+def services(make_services: Callable[..., Services]) -> Services:
+    return make_services()
+
+
+@pytest.fixture
+def synced(services: Services) -> Callable[..., list[str]]:
+    """Bring templates in as a Credly sync would; returns their external ids."""
+
+    def sync(*external_ids: str, provider: str = "credly", account: str = CREDLY_ORG) -> list[str]:
+        found = ProviderAccount.get_or_none(
+            (ProviderAccount.provider == provider) & (ProviderAccount.identifier == account)
+        )
+        if found is None:
+            services.templates.add_account(provider, account, "test-key-1234", name="Example")
+            found = ProviderAccount.get(
+                (ProviderAccount.provider == provider) & (ProviderAccount.identifier == account)
+            )
+        existing = [t.external_id for t in found.templates]
+        wanted = list(dict.fromkeys([*existing, *external_ids]))
+        services.templates.upsert_synced(
+            found, [SyncedTemplate(ext, f"Template {ext}") for ext in wanted]
+        )
+        return list(external_ids)
+
+    return sync
