@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from badgetui.domain.events import COURSE_PASSING  # noqa: E402
-from badgetui.services import Services  # noqa: E402
-from badgetui.services.templates import SyncedTemplate  # noqa: E402
-from badgetui.settings import Settings  # noqa: E402
+from badgetui.domain.events import COURSE_PASSING
+from badgetui.services import Services
+from badgetui.services.templates import SyncedTemplate
+from badgetui.settings import Settings
 
 
 def course(t: int, part: str) -> str:

@@ -273,12 +273,13 @@ def _custom_event(ref_id: str, event_type: str, time: datetime, data: dict[str, 
 
 def parse_line(text: str, line: int | None, configured: frozenset[str], now: datetime) -> Event:
     """Parse one JSON Lines line; the line number travels with every outcome."""
+    text = text.rstrip("\r\n")
     try:
         obj = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        reason = f"not JSON ({exc.msg} at column {exc.colno})" if isinstance(
-            exc, json.JSONDecodeError) else "not JSON (nested too deeply)"
-        event = Event(None, None, None, None, "rejected", reason)
+    except json.JSONDecodeError as exc:
+        event = Event(None, None, None, None, "rejected", f"not JSON ({exc.msg} at column {exc.colno})")
+    except RecursionError:
+        event = Event(None, None, None, None, "rejected", "not JSON (nested too deeply)")
     else:
         event = parse_object(obj, configured, now)
     event.line = line

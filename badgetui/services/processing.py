@@ -148,24 +148,26 @@ class Processor:
         now = self.clock()
         matcher = self.matcher()
         result = BatchResult()
-        records: list[tuple[Any, ...]] = []
+        records: list[tuple[Any, ...] | None] = [None] * len(events)
 
         ok_ids = [e.id for e in events if e.status == "ok" and e.id]
         seen = self._already_processed(ok_ids)
         fresh: list[Event] = []
-        for event in events:
+        slots: list[int] = []
+        for index, event in enumerate(events):
             if event.status == "ok":
                 if event.id in seen:
                     result.counts["duplicate"] += 1
-                    records.append(self._record(event, "duplicate", "already processed", source,
-                                                now, claim=False))
+                    records[index] = self._record(event, "duplicate", "already processed",
+                                                  source, now, claim=False)
                     continue
                 seen.add(event.id)
                 fresh.append(event)
+                slots.append(index)
             else:
                 result.counts[event.status] += 1
-                records.append(self._record(event, event.status, event.reason, source, now,
-                                            claim=False))
+                records[index] = self._record(event, event.status, event.reason, source, now,
+                                              claim=False)
 
         learners = self._learners([e for e in fresh], now)
         matches: list[tuple[list[CompiledRequirement], list[CompiledPenalty]]] = [
@@ -180,7 +182,7 @@ class Processor:
         touched: list[_Badge] = []
         outbox: list[tuple[str, _Badge, dict[str, Any]]] = []
 
-        for event, (reqs, pens) in zip(fresh, matches, strict=True):
+        for slot, event, (reqs, pens) in zip(slots, fresh, matches, strict=True):
             learner_id = learners[event.username or ""]
             effects: list[str] = []
             self._fulfil(event, learner_id, reqs, states, effects, touched, outbox, now)
@@ -188,11 +190,11 @@ class Processor:
             result.counts["processed"] += 1
             result.awarded += sum(1 for e in effects if " awarded " in e)
             result.revoked += sum(1 for e in effects if " revoked " in e)
-            records.append(self._record(event, "processed", "", source, now, claim=True,
-                                        effects="; ".join(effects)))
+            records[slot] = self._record(event, "processed", "", source, now, claim=True,
+                                         effects="; ".join(effects))
 
         self._flush(states, touched, outbox, now)
-        insert_rows(IntakeRecord, _RECORD_FIELDS, records)
+        insert_rows(IntakeRecord, _RECORD_FIELDS, [r for r in records if r is not None])
         return result
 
     # -- reading -------------------------------------------------------------------------

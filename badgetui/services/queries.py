@@ -11,6 +11,7 @@ from peewee import JOIN
 from badgetui.services.common import NotFound, iso
 from badgetui.store.models import (
     Badge,
+    DeliveryJob,
     Fulfillment,
     IntakeRecord,
     Learner,
@@ -183,7 +184,7 @@ def list_badges(
 def get_badge(ref: str | int) -> BadgeView:
     text = str(ref)
     query = _badge_query()
-    query = query.where(Badge.id == int(text)) if text.isdigit() else query.where(Badge.uuid == text)
+    query = query.where((Badge.id == int(text)) if text.isdigit() else (Badge.uuid == text))
     row = query.objects().first()
     if row is None:
         raise NotFound(f"no badge {text!r}")
@@ -195,6 +196,11 @@ def why(ref: str | int) -> dict[str, Any]:
     view = get_badge(ref)
     evidence = json.loads(Badge.get_by_id(view.id).evidence or "{}")
     return {"badge": view.as_dict(), **evidence}
+
+
+def queue_depth() -> int:
+    """Provider jobs waiting to be delivered."""
+    return DeliveryJob.select().where(DeliveryJob.state == "queued").count()
 
 
 def list_intake(

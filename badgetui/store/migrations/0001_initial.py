@@ -2,7 +2,8 @@
 
 Models here are frozen copies: later changes to store/models.py go into new migrations.
 """
-from peewee import *  # noqa: F403
+from peewee import *
+
 
 def up(migrator, db):
     class AuditLog(Model):

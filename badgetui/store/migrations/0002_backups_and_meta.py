@@ -1,5 +1,5 @@
 """Configuration backups (written before a sync removes requirements) and shared counters."""
-from peewee import *  # noqa: F403
+from peewee import *
 
 
 def up(migrator, db):

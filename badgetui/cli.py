@@ -1,0 +1,422 @@
+"""Headless command line (formats.md "Command line").
+
+Every command prints records as text or, with `--json`, as JSON; failures exit non-zero with one
+line on stderr. Commands only call services: no SQL and no HTTP here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from badgetui import __version__
+from badgetui.domain.events import OUTCOMES
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class CliError(Exception):
+    """A one-line reason to stop with a non-zero exit."""
+
+
+def _print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, ensure_ascii=False, default=str)
+    sys.stdout.write("\n")
+
+
+def _table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
+    """A plain aligned table; the last column is never padded."""
+    cells = [[("" if v is None else str(v)) for v in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in cells:
+        for i, value in enumerate(row):
+            widths[i] = max(widths[i], len(value))
+    for row in [list(headers), *cells]:
+        line = "  ".join(v.ljust(widths[i]) if i < len(row) - 1 else v for i, v in enumerate(row))
+        print(line.rstrip())
+
+
+def _services(args: argparse.Namespace) -> Any:
+    from badgetui.services import Services
+    from badgetui.settings import load_settings
+
+    try:
+        settings = load_settings()
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise CliError(f"bad setting {where}: {err['msg']}") from None
+    return Services.open(settings)
+
+
+def _template_id(services: Any, ref: str | None) -> int | None:
+    return None if ref is None else services.templates.get(ref).id
+
+
+# -- events ----------------------------------------------------------------------------------
+def cmd_events_ingest(args: argparse.Namespace) -> int:
+    services = _services(args)
+    name = "stdin" if args.file == "-" else args.file
+    with ExitStack() as stack:
+        if args.file == "-":
+            stream: Iterable[str] = sys.stdin
+        else:
+            path = Path(args.file)
+            if not path.is_file():
+                raise CliError(f"cannot read {args.file}: no such file")
+            try:
+                stream = stack.enter_context(path.open(encoding="utf-8", errors="replace"))
+            except OSError as exc:
+                raise CliError(f"cannot read {args.file}: {exc.strerror}") from None
+
+        def problem(p: Any) -> None:
+            where = f"{name}:{p.line}" if p.line is not None else name
+            print(f"{where}: {p.outcome}: {p.reason}", file=sys.stderr)
+
+        report = services.intake.ingest_lines(stream, name, on_problem=problem)
+    counts = report.as_dict()
+    from badgetui.services.queries import queue_depth
+
+    queued = queue_depth()
+    if args.json:
+        _print_json({**counts, "queued_jobs": queued})
+    else:
+        print(", ".join(f"{k} {v}" for k, v in counts.items()))
+        if queued and not args.no_deliver:
+            print(f"delivery: {queued} provider jobs queued")
+    return 0
+
+
+def cmd_events_list(args: argparse.Namespace) -> int:
+    from badgetui.services.queries import list_intake
+
+    _services(args)
+    rows = list_intake(outcome=args.outcome, learner=args.learner, limit=args.limit,
+                       offset=args.offset)
+    if args.json:
+        _print_json([r.as_dict() for r in rows])
+        return 0
+    _table(
+        [(r.id, r.outcome, r.event_id, r.username, r.line, r.reason or r.effects) for r in rows],
+        ["ID", "OUTCOME", "EVENT", "LEARNER", "LINE", "REASON / EFFECTS"],
+    )
+    return 0
+
+
+# -- config ----------------------------------------------------------------------------------
+def _read_text(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CliError(f"cannot read {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"cannot read {path}: {exc}") from None
+
+
+def cmd_config_export(args: argparse.Namespace) -> int:
+    from badgetui.services.config_io import export_config
+
+    _services(args)
+    text = export_config()
+    if args.output and args.output != "-":
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_config_import(args: argparse.Namespace) -> int:
+    from badgetui.services.config_io import ConfigImportError
+
+    services = _services(args)
+    text = _read_text(args.file)
+    try:
+        plan = services.config.import_text(text, dry_run=args.dry_run)
+    except ConfigImportError as exc:
+        if args.json:
+            _print_json({"applied": False, "problems": exc.problems})
+        noun = "problem" if len(exc.problems) == 1 else "problems"
+        lines = [f"configuration refused, nothing changed ({len(exc.problems)} {noun}):"]
+        lines += [f"  {p}" for p in exc.problems]
+        print("\n".join(lines), file=sys.stderr)
+        return 1
+    if args.json:
+        _print_json({"applied": plan.applied, "dry_run": args.dry_run, "changes": plan.changes,
+                     "warnings": plan.warnings})
+        return 0
+    for warning in plan.warnings:
+        print(warning, file=sys.stderr)
+    if not plan.changes:
+        print("no changes")
+        return 0
+    print("plan:" if args.dry_run else "applied:")
+    for change in plan.changes:
+        print(f"  {change}")
+    return 0
+
+
+def cmd_config_lint(args: argparse.Namespace) -> int:
+    from badgetui.services.config_io import parse_config
+
+    services = _services(args)
+    config = parse_config(_read_text(args.file)) if args.file else None
+    findings = services.config.lint(config)
+    if args.json:
+        _print_json([{"level": f.level, "template": f.template, "message": f.message}
+                     for f in findings])
+    else:
+        for finding in findings:
+            print(finding)
+        errors = sum(1 for f in findings if f.level == "error")
+        print(f"{errors} errors, {len(findings) - errors} warnings")
+    return 1 if any(f.level == "error" for f in findings) else 0
+
+
+# -- providers and templates -----------------------------------------------------------------
+def cmd_provider_list(args: argparse.Namespace) -> int:
+    services = _services(args)
+    accounts = services.templates.accounts()
+    if args.json:
+        from dataclasses import asdict
+
+        _print_json([asdict(a) for a in accounts])
+        return 0
+    _table(
+        [(a.id, a.provider, a.identifier, a.name, a.api_key, a.last_sync_at or "never")
+         for a in accounts],
+        ["ID", "PROVIDER", "IDENTIFIER", "NAME", "KEY", "LAST SYNC"],
+    )
+    return 0
+
+
+def cmd_template_list(args: argparse.Namespace) -> int:
+    services = _services(args)
+    rows = services.templates.list(provider=args.provider, active=args.active, text=args.search)
+    if args.json:
+        _print_json([r.as_dict() for r in rows])
+        return 0
+    _table(
+        [
+            (r.id, r.provider, r.external_id, "yes" if r.active else "no",
+             "stale" if r.stale else ("deleted" if r.deleted else r.state),
+             r.requirements, r.awarded, r.name)
+            for r in rows
+        ],
+        ["ID", "PROVIDER", "EXTERNAL ID", "ACTIVE", "STATE", "REQS", "AWARDED", "NAME"],
+    )
+    return 0
+
+
+def _set_active(args: argparse.Namespace, active: bool) -> int:
+    services = _services(args)
+    view = services.templates.set_active(args.id, active)
+    if args.json:
+        _print_json(view.as_dict())
+    else:
+        print(f"template {view.id} ({view.name}) is {'active' if view.active else 'inactive'}")
+    return 0
+
+
+def cmd_template_activate(args: argparse.Namespace) -> int:
+    return _set_active(args, True)
+
+
+def cmd_template_deactivate(args: argparse.Namespace) -> int:
+    return _set_active(args, False)
+
+
+# -- progress and badges ---------------------------------------------------------------------
+def cmd_progress_list(args: argparse.Namespace) -> int:
+    from badgetui.services.queries import list_progress
+
+    services = _services(args)
+    rows = list_progress(template=_template_id(services, args.template), learner=args.learner,
+                         limit=args.limit, offset=args.offset)
+    if args.json:
+        _print_json([r.as_dict() for r in rows])
+        return 0
+    _table(
+        [(r.username, r.template_id, f"{r.fulfilled_groups}/{r.total_groups}",
+          "yes" if r.holds_badge else "no", ", ".join(r.fulfilled), r.template)
+         for r in rows],
+        ["LEARNER", "TEMPLATE", "GROUPS", "BADGE", "FULFILLED", "NAME"],
+    )
+    return 0
+
+
+def cmd_badges_list(args: argparse.Namespace) -> int:
+    from badgetui.services.queries import list_badges
+
+    services = _services(args)
+    rows = list_badges(status=args.status, template=_template_id(services, args.template),
+                       learner=args.learner, limit=args.limit, offset=args.offset)
+    if args.json:
+        _print_json([r.as_dict() for r in rows])
+        return 0
+    _table(
+        [(r.id, r.username, r.provider, r.external_template_id, r.status, r.provider_state,
+          r.external_id or "", r.last_error)
+         for r in rows],
+        ["ID", "LEARNER", "PROVIDER", "TEMPLATE", "STATUS", "PROVIDER STATE", "EXTERNAL ID",
+         "LAST ERROR"],
+    )
+    return 0
+
+
+def cmd_badges_why(args: argparse.Namespace) -> int:
+    from badgetui.services.queries import why
+
+    _services(args)
+    data = why(args.badge_id)
+    if args.json:
+        _print_json(data)
+        return 0
+    badge = data["badge"]
+    print(f"badge {badge['id']} ({badge['uuid']}): {badge['template']} for {badge['username']}, "
+          f"{badge['status']}")
+    awarded = data.get("awarded") or {}
+    print(f"awarded {badge['awarded_at']} by event {awarded.get('event_id')}:")
+    for req in awarded.get("requirements", []):
+        rules = " and ".join(req["rules"]) or "no rules (any event of its type)"
+        print(f"  group {req['group']} requirement {req['id']!r}: {rules}")
+        print(f"    fulfilled by event {req['event_id']} at {req['event_time']}")
+    revoked = data.get("revoked")
+    if revoked:
+        rules = " and ".join(revoked["rules"]) or "no rules"
+        print(f"revoked {badge['revoked_at']} by event {revoked['event_id']}: penalty "
+              f"{revoked['penalty']!r} ({rules}) reset {', '.join(revoked['reset'])}")
+    return 0
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    raise CliError("the full-screen console is not in this build yet; see `badgetui --help`")
+
+
+# -- parser ----------------------------------------------------------------------------------
+def _json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _paging(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--limit", type=int, default=1000, help="at most this many rows")
+    parser.add_argument("--offset", type=int, default=0, help="skip this many rows")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="badgetui", description="Run Open edX digital badges on Credly and Accredible."
+    )
+    parser.add_argument("--version", action="version", version=f"badgetui {__version__}")
+    parser.set_defaults(handler=cmd_tui)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    events = sub.add_parser("events", help="event intake").add_subparsers(
+        dest="events_command", metavar="ACTION", required=True)
+    p = events.add_parser("ingest", help="process a JSON Lines file of events (- for stdin)")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--no-deliver", action="store_true", help="leave provider jobs queued")
+    _json_flag(p)
+    p.set_defaults(handler=cmd_events_ingest)
+    p = events.add_parser("list", help="the intake log with reasons")
+    p.add_argument("--outcome", choices=OUTCOMES)
+    p.add_argument("--learner", metavar="NAME")
+    _paging(p)
+    _json_flag(p)
+    p.set_defaults(handler=cmd_events_list)
+
+    config = sub.add_parser("config", help="badge configuration as code").add_subparsers(
+        dest="config_command", metavar="ACTION", required=True)
+    p = config.add_parser("export", help="write the configuration as JSON")
+    p.add_argument("-o", "--output", metavar="FILE")
+    p.set_defaults(handler=cmd_config_export)
+    p = config.add_parser("import", help="apply a configuration file (all or nothing)")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    _json_flag(p)
+    p.set_defaults(handler=cmd_config_import)
+    p = config.add_parser("lint", help="check the stored configuration (or FILE)")
+    p.add_argument("file", metavar="FILE", nargs="?")
+    _json_flag(p)
+    p.set_defaults(handler=cmd_config_lint)
+
+    provider = sub.add_parser("provider", help="provider accounts").add_subparsers(
+        dest="provider_command", metavar="ACTION", required=True)
+    p = provider.add_parser("list", help="Credly organizations and Accredible configurations")
+    _json_flag(p)
+    p.set_defaults(handler=cmd_provider_list)
+
+    template = sub.add_parser("template", help="badge templates").add_subparsers(
+        dest="template_command", metavar="ACTION", required=True)
+    p = template.add_parser("list", help="all templates")
+    p.add_argument("--provider", choices=("credly", "accredible"))
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--active", dest="active", action="store_const", const=True)
+    group.add_argument("--inactive", dest="active", action="store_const", const=False)
+    p.add_argument("--search", metavar="TEXT", help="name or external id contains TEXT")
+    _json_flag(p)
+    p.set_defaults(handler=cmd_template_list)
+    for name, handler, text in (
+        ("activate", cmd_template_activate, "activate (refused without requirements)"),
+        ("deactivate", cmd_template_deactivate, "deactivate (issued badges stay)"),
+    ):
+        p = template.add_parser(name, help=text)
+        p.add_argument("id", metavar="ID", help="template id or external id")
+        _json_flag(p)
+        p.set_defaults(handler=handler)
+
+    progress = sub.add_parser("progress", help="learner progress").add_subparsers(
+        dest="progress_command", metavar="ACTION", required=True)
+    p = progress.add_parser("list", help="progress rows")
+    p.add_argument("--template", metavar="ID")
+    p.add_argument("--learner", metavar="NAME")
+    _paging(p)
+    _json_flag(p)
+    p.set_defaults(handler=cmd_progress_list)
+
+    badges = sub.add_parser("badges", help="awarded and revoked badges").add_subparsers(
+        dest="badges_command", metavar="ACTION", required=True)
+    p = badges.add_parser("list", help="badges")
+    p.add_argument("--status", choices=("awarded", "revoked"))
+    p.add_argument("--template", metavar="ID")
+    p.add_argument("--learner", metavar="NAME")
+    _paging(p)
+    _json_flag(p)
+    p.set_defaults(handler=cmd_badges_list)
+    p = badges.add_parser("why", help="the events and rules behind a badge")
+    p.add_argument("badge_id", metavar="BADGE_ID", help="badge id or uuid")
+    _json_flag(p)
+    p.set_defaults(handler=cmd_badges_why)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from badgetui.services.common import ServiceError
+    from badgetui.store.database import SchemaError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except (CliError, ServiceError, SchemaError) as exc:
+        print(f"badgetui: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("badgetui: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # a last line of defence: one line, no traceback
+        if os.environ.get("BADGETUI_DEBUG"):
+            raise
+        print(f"badgetui: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
