@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from badgetui.store.models import Badge, DataRule, IntakeRecord, Requirement, Template
-
 from tests.helpers import (
     DEMO,
     OTHER,

@@ -231,7 +231,9 @@ def parse_object(obj: Any, configured: frozenset[str], now: datetime) -> Event:
         record = data.get(spec.data_key)
         if record is None:
             keys = ", ".join(sorted(data)) or "nothing"
-            raise EventError(f"data key does not fit the type: expected {spec.data_key}, got {keys}")
+            raise EventError(
+                f"data key does not fit the type: expected {spec.data_key}, got {keys}"
+            )
         if not isinstance(record, dict):
             raise EventError(f"{spec.data_key} is not an object")
         dropped = _user_problem(record)
@@ -277,7 +279,8 @@ def parse_line(text: str, line: int | None, configured: frozenset[str], now: dat
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
-        event = Event(None, None, None, None, "rejected", f"not JSON ({exc.msg} at column {exc.colno})")
+        reason = f"not JSON ({exc.msg} at column {exc.colno})"
+        event = Event(None, None, None, None, "rejected", reason)
     except RecursionError:
         event = Event(None, None, None, None, "rejected", "not JSON (nested too deeply)")
     else:

@@ -29,7 +29,9 @@ def ratio(groups: Mapping[str, Collection[Hashable]], fulfilled: Collection[Hash
     return fulfilled_groups(groups, fulfilled) / len(groups)
 
 
-def is_complete(groups: Mapping[str, Collection[Hashable]], fulfilled: Collection[Hashable]) -> bool:
+def is_complete(
+    groups: Mapping[str, Collection[Hashable]], fulfilled: Collection[Hashable]
+) -> bool:
     """Complete only when every group is fulfilled (and there is at least one group)."""
     return bool(groups) and fulfilled_groups(groups, fulfilled) == len(groups)
 

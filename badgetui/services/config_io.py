@@ -227,11 +227,15 @@ class ConfigService:
         query = (
             Template.select(Template, ProviderAccount)
             .join(ProviderAccount)
-            .where((Template.provider == entry.provider) & (Template.external_id == entry.external_id))
+            .where(
+                (Template.provider == entry.provider)
+                & (Template.external_id == entry.external_id)
+            )
         )
         if entry.account is not None:
             query = query.where(
-                (ProviderAccount.identifier == entry.account) | (ProviderAccount.name == entry.account)
+                (ProviderAccount.identifier == entry.account)
+                | (ProviderAccount.name == entry.account)
             )
         found = list(query)
         if not found:

@@ -513,7 +513,9 @@ class Processor:
         )
         insert_rows(DeliveryJob, _JOB_FIELDS, revoke_jobs)
 
-    def _write_progress(self, states: dict[tuple[int, int], _State], stamp: datetime | None) -> None:
+    def _write_progress(
+        self, states: dict[tuple[int, int], _State], stamp: datetime | None
+    ) -> None:
         dirty = [s for s in states.values() if s.dirty]
         if not dirty:
             return

@@ -72,7 +72,9 @@ class SyncedTemplate:
     state: str = "active"
 
 
-def audit(clock: Clock, action: str, target: str, detail: Any = "", actor: str = "operator") -> None:
+def audit(
+    clock: Clock, action: str, target: str, detail: Any = "", actor: str = "operator"
+) -> None:
     AuditLog.create(
         at=to_db(clock()), actor=actor, action=action, target=target,
         detail=detail if isinstance(detail, str) else json.dumps(detail, sort_keys=True),
@@ -129,7 +131,9 @@ class TemplateService:
         raise NotFound(f"no provider account {text!r}")
 
     # -- sync apply (the providers issue computes the plan) -----------------------------
-    def upsert_synced(self, account: ProviderAccount, items: list[SyncedTemplate]) -> dict[str, int]:
+    def upsert_synced(
+        self, account: ProviderAccount, items: list[SyncedTemplate]
+    ) -> dict[str, int]:
         """Create (inactive) or update templates seen at the provider; mark unseen ones stale."""
         now = to_db(self.clock())
         existing = {

@@ -70,7 +70,8 @@ def migrate(database: Database, target: str | None = None) -> list[str]:
     unknown = sorted(set(runner.applied()) - known)
     if unknown:
         raise SchemaError(
-            f"database schema has migration {unknown[-1]} unknown to this badgetui; upgrade badgetui"
+            f"database schema has migration {unknown[-1]} unknown to this badgetui;"
+            " upgrade badgetui"
         )
     return runner.up(target)
 
