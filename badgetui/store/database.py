@@ -49,7 +49,9 @@ def make_database(url: str) -> Database:
     if path != ":memory:":
         Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
         path = os.fspath(Path(path).expanduser())
-    return SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=30)
+    # IMMEDIATE: a writer takes the lock when its transaction begins, so processes sharing the
+    # file queue on the busy timeout instead of failing to upgrade a read lock.
+    return SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=30, lock_type="IMMEDIATE")
 
 
 def migration_names() -> list[str]:
