@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 from badgetui.store.models import Badge, DeliveryJob, Fulfillment, IntakeRecord, Progress
-
 from tests.helpers import (
     DEMO,
     OTHER,
