@@ -82,6 +82,7 @@ class _State:
     badge_id: int | None = None
     badge: _Badge | None = None
     dirty: bool = False
+    revoked_here: bool = False
     groups_done: int = 0
     complete: bool = False
 
@@ -354,6 +355,8 @@ class Processor:
     def _may_award(self, state: _State) -> bool:
         if self.reaward_after_revoke:
             return True
+        if state.revoked_here:
+            return False
         return not (
             Badge.select(Badge.id)
             .where(
@@ -417,6 +420,7 @@ class Processor:
         state.badge = None
         state.badge_id = None
         state.dirty = True
+        state.revoked_here = True
         return badge
 
     # -- writing -------------------------------------------------------------------------
