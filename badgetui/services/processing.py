@@ -405,8 +405,10 @@ class Processor:
     def _revoke(self, event: Event, state: _State, pen: CompiledPenalty, now: datetime) -> _Badge:
         badge = state.badge
         if badge is None:
-            badge = _Badge(uuid="", learner_id=state.learner_id, template=state.template,
-                           status="revoked", id=state.badge_id)
+            # A badge held from before this batch: its uuid names it in the intake effects.
+            held_uuid = Badge.select(Badge.uuid).where(Badge.id == state.badge_id).scalar()
+            badge = _Badge(uuid=held_uuid or "", learner_id=state.learner_id,
+                           template=state.template, status="revoked", id=state.badge_id)
         badge.status = "revoked"
         badge.revoked_at = to_db(event.time or now)
         badge.revoke_event_id = event.id
