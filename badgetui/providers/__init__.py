@@ -1,0 +1,1 @@
+"""Provider clients (httpx): Credly and Accredible, errors mapped to retryable, auth, permanent."""
