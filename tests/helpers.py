@@ -84,3 +84,15 @@ def config_text(*templates: dict[str, Any]) -> str:
 
 def jsonl(*events: dict[str, Any]) -> list[str]:
     return [json.dumps(e) for e in events]
+
+
+def table_snapshot() -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table of the bound database, for "nothing changed" checks."""
+    from badgetui.store.models import MODELS
+
+    return {
+        model._meta.table_name: list(
+            model.select().order_by(model._meta.primary_key).tuples()
+        )
+        for model in MODELS
+    }

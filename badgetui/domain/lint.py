@@ -60,6 +60,19 @@ def _contradiction(rules: list[RuleConfig]) -> str | None:
     return None
 
 
+def _unreachable(event_type: str, rules: list[RuleConfig]) -> str | None:
+    """Why a rule can never match an event of this type (a path it lacks is always missing)."""
+    paths = event_paths(event_type)
+    if paths is None:
+        return None
+    for rule in rules:
+        if rule.path not in paths:
+            return f"{rule.path} is never present in {event_type}"
+        if paths[rule.path] is bool and rule.op == "eq" and rule.value not in BOOLEAN_WORDS:
+            return f"{rule.path} is a boolean and never equals {rule.value!r}"
+    return None
+
+
 def lint_template(
     tpl: TemplateConfig,
     *,
@@ -85,7 +98,7 @@ def lint_template(
         if req.event_type not in configured_events:
             add("warning", f"{where}: event type {req.event_type} is not in the configured events")
             alive = False
-        why = _contradiction(req.rules)
+        why = _contradiction(req.rules) or _unreachable(req.event_type, req.rules)
         if why:
             add("error", f"{where} can never match: {why}")
             alive = False

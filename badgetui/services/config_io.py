@@ -141,14 +141,37 @@ def _pydantic_problems(exc: ValidationError) -> list[str]:
 
 
 def parse_config(text: str) -> BadgeConfig:
+    config, _, problems = _parse_collecting(text)
+    if problems:
+        raise ConfigImportError(problems)
+    return config
+
+
+def _parse_collecting(text: str) -> tuple[BadgeConfig, list[int], list[str]]:
+    """The valid part of a file, each template's position in it, and every shape problem.
+
+    Templates that are well-formed on their own are kept even when others are not, so the
+    import can list their problems too (all problems at once, formats.md)."""
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigImportError([f"not JSON ({exc.msg} at line {exc.lineno})"]) from None
     try:
-        return BadgeConfig.model_validate(raw)
+        config = BadgeConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigImportError(_pydantic_problems(exc)) from None
+        problems = _pydantic_problems(exc)
+    else:
+        return config, list(range(len(config.templates))), []
+    templates: list[TemplateConfig] = []
+    positions: list[int] = []
+    items = raw.get("templates") if isinstance(raw, dict) else None
+    for index, item in enumerate(items if isinstance(items, list) else []):
+        try:
+            templates.append(TemplateConfig.model_validate(item))
+        except ValidationError:
+            continue
+        positions.append(index)
+    return BadgeConfig(templates=templates), positions, problems
 
 
 class ConfigService:
@@ -174,14 +197,20 @@ class ConfigService:
 
     # -- import --------------------------------------------------------------------------
     def import_text(self, text: str, *, dry_run: bool = False) -> ImportPlan:
-        return self.import_config(parse_config(text), dry_run=dry_run)
+        config, positions, problems = _parse_collecting(text)
+        return self._import(config, positions, problems, dry_run=dry_run)
 
     def import_config(self, config: BadgeConfig, *, dry_run: bool = False) -> ImportPlan:
         """Validate everything, then apply everything in one transaction (or nothing)."""
-        problems: list[str] = []
+        return self._import(config, list(range(len(config.templates))), [], dry_run=dry_run)
+
+    def _import(
+        self, config: BadgeConfig, positions: list[int], problems: list[str], *, dry_run: bool
+    ) -> ImportPlan:
+        problems = list(problems)
         resolved: list[tuple[TemplateConfig, Template]] = []
         seen: dict[int, str] = {}
-        for index, entry in enumerate(config.templates):
+        for index, entry in zip(positions, config.templates, strict=True):
             where = f"templates[{index}] {entry.label}"
             tpl = self._resolve(entry, where, problems)
             if tpl is None:
@@ -238,6 +267,10 @@ class ConfigService:
                 | (ProviderAccount.name == entry.account)
             )
         found = list(query)
+        if len(found) > 1:
+            # export names the account only when several live templates share the id
+            live = [t for t in found if not t.deleted]
+            found = live if len(live) == 1 else found
         if not found:
             problems.append(f"{where}: unknown template (not brought in by a sync)")
             return None
@@ -288,7 +321,7 @@ class ConfigService:
         if entry.active:
             if not entry.requirements:
                 problems.append(f"{label}: cannot be activated: it has no requirements")
-            else:
+            elif not tpl.is_active:  # staying active (e.g. while stale) is no activation
                 reason = activation_problem(tpl)
                 if reason and "no requirements" not in reason:
                     problems.append(f"{label}: cannot be activated: {reason}")
@@ -302,18 +335,21 @@ class ConfigService:
             changes.append(f"{label}: {'activate' if entry.active else 'deactivate'}")
         old = {r.id: r for r in current.requirements}
         new = {r.id: r for r in entry.requirements}
-        for rid in new.keys() - old.keys():
-            changes.append(f"{label}: add requirement {rid!r}")
-        for rid in old.keys() - new.keys():
-            changes.append(f"{label}: remove requirement {rid!r} and its progress")
-        for rid in sorted(old.keys() & new.keys()):
-            if old[rid] != new[rid]:
+        # In file order (removals in stored order), so a plan reads the same every time.
+        for rid in new:
+            if rid not in old:
+                changes.append(f"{label}: add requirement {rid!r}")
+        for rid in old:
+            if rid not in new:
+                changes.append(f"{label}: remove requirement {rid!r} and its progress")
+        for rid in new:
+            if rid in old and old[rid] != new[rid]:
                 changes.append(f"{label}: change requirement {rid!r}")
         if [r.id for r in current.requirements] != [r.id for r in entry.requirements] and not (
             new.keys() ^ old.keys()
         ):
             changes.append(f"{label}: reorder requirements")
-        if current.penalties != entry.penalties:
+        if current.penalties != _stored_penalties(entry):
             changes.append(
                 f"{label}: set {len(entry.penalties)} penalties (was {len(current.penalties)})"
             )
@@ -353,7 +389,7 @@ class ConfigService:
                     _write_rules(req.rules, requirement=row.id)
                 req_changed = req_changed or old[req.id].group != req.group
             ids[req.id] = row.id
-        if current.penalties != entry.penalties:
+        if current.penalties != _stored_penalties(entry):
             Penalty.delete().where(Penalty.template == tpl.id).execute()
             for position, pen in enumerate(entry.penalties):
                 row = Penalty.create(
@@ -382,6 +418,18 @@ def _write_rules(
         fields=[DataRule.requirement, DataRule.penalty, DataRule.path, DataRule.op,
                 DataRule.value, DataRule.position],
     ).execute()
+
+
+def _stored_penalties(entry: TemplateConfig) -> list[PenaltyConfig]:
+    """The entry's penalties as they read back once stored: each names its requirements once,
+    in the template's requirement order (so re-importing the same file changes nothing)."""
+    order = {r.id: i for i, r in enumerate(entry.requirements)}
+    return [
+        pen.model_copy(update={"requirements": sorted(
+            dict.fromkeys(pen.requirements), key=lambda rid: order.get(rid, len(order))
+        )})
+        for pen in entry.penalties
+    ]
 
 
 def _with_groups(entry: TemplateConfig) -> TemplateConfig:

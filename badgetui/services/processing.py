@@ -495,15 +495,20 @@ class Processor:
             badge.uuid = row.uuid
             evidence = json.loads(row.evidence) if row.evidence else {}
             evidence["revoked"] = badge.revocation
+            issue = (DeliveryJob.badge == bid) & (DeliveryJob.kind == "issue")
+            # Never attempted (or failed for good): the provider has nothing, cancel the issue.
             cancelled = (
                 DeliveryJob.update(state="cancelled", updated_at=stamp)
-                .where(
-                    (DeliveryJob.badge == bid)
-                    & (DeliveryJob.kind == "issue")
-                    & (DeliveryJob.state.in_(["queued", "failed"]))
-                )
+                .where(issue & (((DeliveryJob.state == "queued") & (DeliveryJob.attempts == 0))
+                                | (DeliveryJob.state == "failed")))
                 .execute()
             )
+            if not cancelled:
+                # An earlier attempt may have reached the provider: stop issuing, and let the
+                # revoke job look the badge up and revoke whatever exists.
+                DeliveryJob.update(state="cancelled", updated_at=stamp).where(
+                    issue & (DeliveryJob.state == "queued")
+                ).execute()
             state = "cancelled" if cancelled else row.provider_state
             updates.append((
                 "revoked", badge.revoked_at, badge.revoke_event_id, badge.revoke_reason,
