@@ -74,6 +74,21 @@ class Settings(BaseSettings):
         True, description="a revoked badge can be earned again (false: never re-award)"
     )
     batch_size: int = Field(500, ge=1, le=10_000, description="events per intake transaction")
+    provider_timeout: float = Field(10.0, gt=0, description="seconds before a provider call fails")
+    delivery_concurrency: int = Field(
+        16, ge=1, le=100, description="provider calls in flight per account"
+    )
+    delivery_base_delay: float = Field(1.0, gt=0, description="first retry delay, seconds")
+    delivery_max_delay: float = Field(60.0, gt=0, description="longest retry delay, seconds")
+    delivery_max_wait: float = Field(
+        120.0, gt=0, description="deliver stops when the next retry is further away than this"
+    )
+    delivery_stall: float = Field(
+        120.0, gt=0, description="deliver stops after this long without any job finishing"
+    )
+    delivery_lease: float = Field(
+        120.0, gt=0, description="seconds a running job is held before another worker retakes it"
+    )
 
     @field_validator("events", "ignored_paths", mode="before")
     @classmethod

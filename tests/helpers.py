@@ -22,7 +22,8 @@ def user(username: str, uid: int = 7) -> dict[str, Any]:
 
 
 def course_event(username: str, course_key: str, passing: bool = True, *,
-                 event_id: str | None = None, seconds: int | None = None) -> dict[str, Any]:
+                 event_id: str | None = None, seconds: int | None = None,
+                 uid: int = 7) -> dict[str, Any]:
     n = next(_ids)
     return {
         "id": event_id or f"evt-{n}",
@@ -31,7 +32,7 @@ def course_event(username: str, course_key: str, passing: bool = True, *,
         "data": {"course_passing_status": {
             "is_passing": passing,
             "course": {"course_key": course_key, "display_name": "", "start": None, "end": None},
-            "user": user(username)}},
+            "user": user(username, uid)}},
     }
 
 

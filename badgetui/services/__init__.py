@@ -1,20 +1,26 @@
 """Use cases. The CLI, the TUI and the tests reach the store and the providers only through here.
 
-`Services.open(settings)` binds the database and wires every service with one clock, so tests
-inject time and nothing reads the wall clock behind their back.
+`Services.open(settings)` binds the database and wires every service with one clock and one
+httpx transport, so tests inject time and the emulator and nothing reads the wall clock or the
+network behind their back.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import httpx
 from peewee import Database
 
+from badgetui.services.accounts import AccountService, Connections
 from badgetui.services.common import Clock, utc_now
 from badgetui.services.config_io import ConfigService
+from badgetui.services.delivery import DeliveryService
 from badgetui.services.intake import IntakeService
 from badgetui.services.processing import Processor
+from badgetui.services.sync import SyncService
 from badgetui.services.templates import TemplateService
+from badgetui.services.webhooks import WebhookService
 from badgetui.settings import Settings
 from badgetui.store.database import open_database
 
@@ -24,23 +30,43 @@ class Services:
     settings: Settings
     database: Database
     clock: Clock
+    connections: Connections
     processor: Processor
     intake: IntakeService
     templates: TemplateService
     config: ConfigService
+    accounts: AccountService
+    sync: SyncService
+    delivery: DeliveryService
+    webhooks: WebhookService
 
     @classmethod
-    def open(cls, settings: Settings, *, clock: Clock = utc_now) -> Services:
+    def open(
+        cls,
+        settings: Settings,
+        *,
+        clock: Clock = utc_now,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> Services:
         database = open_database(settings.db)
         processor = Processor(clock, reaward_after_revoke=settings.reaward_after_revoke)
+        connections = Connections(settings, transport)
+        templates = TemplateService(clock)
+        config = ConfigService(clock, settings.events, settings.ignored_paths)
+        accounts = AccountService(clock, connections, templates)
         return cls(
             settings=settings,
             database=database,
             clock=clock,
+            connections=connections,
             processor=processor,
             intake=IntakeService(processor, settings.events, clock, settings.batch_size),
-            templates=TemplateService(clock),
-            config=ConfigService(clock, settings.events, settings.ignored_paths),
+            templates=templates,
+            config=config,
+            accounts=accounts,
+            sync=SyncService(clock, connections, templates, accounts, config),
+            delivery=DeliveryService(clock, connections, settings),
+            webhooks=WebhookService(clock, connections),
         )
 
     def close(self) -> None:

@@ -196,6 +196,8 @@ class DeliveryJob(BaseModel):
     last_error = TextField(default="")
     created_at = DateTimeField()
     updated_at = DateTimeField()
+    # Set while a worker holds the job; a job still "running" past it belongs to a dead worker.
+    lease_until = DateTimeField(null=True)
 
     class Meta:
         indexes = ((("state", "next_attempt_at"), False),)

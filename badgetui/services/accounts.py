@@ -1,0 +1,173 @@
+"""Provider accounts: verified against the provider before they are stored, keys masked.
+
+Credly organization keys expire 180 days after creation; the expiry date is tracked and a
+warning is raised from 30 days before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import httpx
+
+from badgetui.providers.accredible import AccredibleClient
+from badgetui.providers.credly import CredlyClient
+from badgetui.providers.errors import AuthError, PermanentError, ProviderError, RetryableError
+from badgetui.services.common import Clock, ServiceError, from_db, mask, to_db
+from badgetui.services.templates import AccountView, TemplateService, audit
+from badgetui.settings import Settings
+from badgetui.store.models import Badge, ProviderAccount, Template
+
+CREDLY_KEY_LIFETIME = timedelta(days=180)
+EXPIRY_WARNING = timedelta(days=30)
+
+
+class Connections:
+    """Builds provider clients from settings; tests and the demo inject an httpx transport."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> None:
+        self.settings = settings
+        self.transport = transport
+        self.timeout = timeout if timeout is not None else settings.provider_timeout
+
+    def credly(
+        self, organization_id: str, token: str, *, max_connections: int = 20
+    ) -> CredlyClient:
+        return CredlyClient(
+            self.settings.credly_url, organization_id, token, transport=self.transport,
+            timeout=self.timeout, max_connections=max_connections,
+        )
+
+    def accredible(self, api_key: str, *, max_connections: int = 20) -> AccredibleClient:
+        return AccredibleClient(
+            self.settings.accredible_url, api_key, transport=self.transport,
+            timeout=self.timeout, max_connections=max_connections,
+        )
+
+    def for_account(
+        self, account: ProviderAccount, *, max_connections: int = 20
+    ) -> CredlyClient | AccredibleClient:
+        if account.provider == "credly":
+            return self.credly(account.identifier, account.api_key,
+                               max_connections=max_connections)
+        return self.accredible(account.api_key, max_connections=max_connections)
+
+
+@dataclass(slots=True)
+class KeyStatus:
+    account_id: int
+    label: str
+    expires_at: datetime | None
+    days_left: int | None
+    warning: str
+
+
+def _failure(provider: str, target: str, key: str, exc: ProviderError) -> ServiceError:
+    """One line a user can act on; the key appears only as its last 4 characters."""
+    if isinstance(exc, AuthError):
+        return ServiceError(f"{provider} refused the API key {mask(key)} for {target}: "
+                            "wrong or expired key")
+    if isinstance(exc, RetryableError):
+        return ServiceError(f"cannot reach {provider} for {target}: {exc.message}")
+    if isinstance(exc, PermanentError) and exc.status == 404:
+        return ServiceError(f"{provider} does not know {target} (unknown organization)")
+    return ServiceError(f"{provider} refused {target}: {exc.message}")
+
+
+class AccountService:
+    def __init__(self, clock: Clock, connections: Connections, templates: TemplateService) -> None:
+        self.clock = clock
+        self.connections = connections
+        self.templates = templates
+
+    async def add_credly(self, organization_id: str, api_key: str) -> AccountView:
+        """Fetch the organization (its name) and the key's creation date, then store it."""
+        organization_id = organization_id.strip()
+        target = f"organization {organization_id}"
+        created_at: datetime | None = None
+        try:
+            async with self.connections.credly(organization_id, api_key) as client:
+                org = await client.organization()
+                try:
+                    tokens = await client.authorization_tokens()
+                except ProviderError:
+                    tokens = []
+        except ProviderError as exc:
+            raise _failure("Credly", target, api_key, exc) from None
+        for token in tokens:
+            if token.get("token") == api_key and token.get("created_at"):
+                created_at = datetime.fromisoformat(str(token["created_at"]).replace("Z", "+00:00"))
+        return self.templates.add_account(
+            "credly", organization_id, api_key, name=str(org.get("name") or organization_id),
+            key_created_at=created_at,
+        )
+
+    async def add_accredible(self, name: str, api_key: str) -> AccountView:
+        """Check the key with an authenticated call, then store the configuration."""
+        name = name.strip()
+        if not name:
+            raise ServiceError("an Accredible configuration needs a name")
+        try:
+            async with self.connections.accredible(api_key) as client:
+                await client.issuer()
+        except ProviderError as exc:
+            raise _failure("Accredible", f"configuration {name!r}", api_key, exc) from None
+        return self.templates.add_account("accredible", name, api_key, name=name)
+
+    def remove(self, ref: str | int, *, force: bool = False) -> str:
+        """Remove an account with its templates; refused while it holds awarded badges."""
+        account = self.templates.account(ref)
+        held = (
+            Badge.select().join(Template)
+            .where((Template.account == account.id) & (Badge.status == "awarded"))
+            .count()
+        )
+        if held and not force:
+            raise ServiceError(
+                f"{account.provider} account {account.name} holds {held} awarded badges; "
+                "use --force to remove it with its templates and badges"
+            )
+        label = f"{account.provider}:{account.identifier}"
+        account.delete_instance(recursive=False)
+        audit(self.clock, "account.remove", label, {"badges": held})
+        return label
+
+    def resume(self, ref: str | int) -> str:
+        """Lift a delivery pause set after the provider refused the key."""
+        account = self.templates.account(ref)
+        ProviderAccount.update(paused_reason="").where(ProviderAccount.id == account.id).execute()
+        audit(self.clock, "account.resume", f"{account.provider}:{account.identifier}")
+        return account.name
+
+    def key_status(self) -> list[KeyStatus]:
+        """Expiry of every Credly key, with a warning from 30 days before."""
+        now = self.clock()
+        out = []
+        for account in ProviderAccount.select().order_by(ProviderAccount.id):
+            label = f"{account.provider} {account.name}"
+            if account.provider != "credly" or account.key_created_at is None:
+                out.append(KeyStatus(account.id, label, None, None, ""))
+                continue
+            expires = from_db(account.key_created_at) + CREDLY_KEY_LIFETIME  # type: ignore[operator]
+            days = (expires - now).days
+            warning = ""
+            if expires <= now:
+                warning = (f"API key {mask(account.api_key)} of {label} expired on "
+                           f"{expires:%Y-%m-%d}")
+            elif expires - now <= EXPIRY_WARNING:
+                warning = (f"API key {mask(account.api_key)} of {label} expires in {days} days "
+                           f"({expires:%Y-%m-%d}); rotate it")
+            out.append(KeyStatus(account.id, label, expires, days, warning))
+        return out
+
+    def touch_sync(self, account_id: int, result: str) -> None:
+        ProviderAccount.update(last_sync_at=to_db(self.clock()), last_sync_result=result).where(
+            ProviderAccount.id == account_id
+        ).execute()

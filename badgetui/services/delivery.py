@@ -1,0 +1,450 @@
+"""Delivery: drain the durable issue/revoke jobs to the providers, exactly once at the provider.
+
+- Jobs are claimed atomically with a lease (several workers may run; a killed worker's jobs are
+  retaken when the lease ends). `attempts` is counted at claim time.
+- Retryable failures back off exponentially with jitter, honouring Retry-After. Auth failures
+  pause the account and say so. Permanent failures leave the job failed with the message.
+- An issue is never repeated blindly: any attempt after the first, and any duplicate answer,
+  looks the badge up at the provider first and adopts what exists (Credly by
+  `issuer_earner_id`, Accredible by recipient email in the group).
+- A revoke waits while its badge's issue is in flight; a re-award waits for the revoke of its
+  predecessor, so the provider never sees two live badges for one learner and template.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from badgetui.providers.accredible import AccredibleClient, AccredibleCredential
+from badgetui.providers.credly import CredlyBadge, CredlyClient
+from badgetui.providers.errors import (
+    AuthError,
+    DuplicateError,
+    PermanentError,
+    ProviderError,
+    RetryableError,
+)
+from badgetui.services.accounts import Connections
+from badgetui.services.common import Clock, current_database, from_db, mask, to_db
+from badgetui.settings import Settings
+from badgetui.store.models import Badge, DeliveryJob, ProviderAccount
+
+Sleep = Callable[[float], Awaitable[None]]
+
+#: Jobs in flight over all accounts (each account is also held to its own concurrency).
+MAX_IN_FLIGHT = 256
+
+#: Due jobs, oldest first, skipping paused accounts, revokes whose issue is in flight, and
+#: issues whose learner+template still has a revoke to deliver.
+_DUE_SQL = """
+SELECT j.id, j.account_id FROM delivery_job j
+JOIN provider_account a ON a.id = j.account_id
+JOIN badge b ON b.id = j.badge_id
+WHERE j.state = 'queued' AND j.next_attempt_at <= ? AND a.paused_reason = ''
+  AND NOT (j.kind = 'revoke' AND EXISTS (
+        SELECT 1 FROM delivery_job i WHERE i.badge_id = j.badge_id AND i.kind = 'issue'
+        AND i.state = 'running'))
+  AND NOT (j.kind = 'issue' AND EXISTS (
+        SELECT 1 FROM delivery_job r JOIN badge rb ON rb.id = r.badge_id
+        WHERE r.kind = 'revoke' AND r.state IN ('queued', 'running')
+        AND rb.learner_id = b.learner_id AND rb.template_id = b.template_id
+        AND rb.id <> b.id))
+ORDER BY j.next_attempt_at, j.id
+LIMIT ?
+"""
+
+
+@dataclass(slots=True)
+class _Job:
+    id: int
+    kind: str
+    attempts: int
+    account_id: int
+    provider: str
+    badge_id: int
+    badge_uuid: str
+    external_id: str | None
+    awarded_at: datetime
+    revoke_reason: str
+    template_external_id: str
+    username: str
+    email: str
+    name: str
+    lms_id: int | None
+
+    @property
+    def earner_id(self) -> str:
+        return str(self.lms_id) if self.lms_id is not None else self.username
+
+    @property
+    def names(self) -> tuple[str, str]:
+        parts = self.name.split()
+        if not parts:
+            return self.username, self.username
+        if len(parts) == 1:
+            return parts[0], parts[0]
+        return " ".join(parts[:-1]), parts[-1]
+
+
+@dataclass(slots=True)
+class DeliveryReport:
+    counts: Counter[str] = field(default_factory=Counter)
+    paused: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    max_in_flight: int = 0
+    last_progress: datetime | None = None
+    gave_up: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**{k: self.counts.get(k, 0) for k in
+                   ("issued", "adopted", "revoked", "retried", "failed", "cancelled")},
+                "paused": self.paused, "errors": self.errors[:50], "still_queued": self.gave_up}
+
+
+class DeliveryService:
+    def __init__(
+        self,
+        clock: Clock,
+        connections: Connections,
+        settings: Settings,
+        *,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.clock = clock
+        self.connections = connections
+        self.settings = settings
+        self.sleep = sleep
+        self.rng = rng or random.Random()
+
+    # -- queue management ----------------------------------------------------------------
+    def retry_failed(self) -> int:
+        """Put failed jobs back in the queue (the operator's "retry")."""
+        now = to_db(self.clock())
+        return DeliveryJob.update(state="queued", next_attempt_at=now, updated_at=now).where(
+            DeliveryJob.state == "failed").execute()
+
+    def recover_leases(self) -> int:
+        """Jobs left running by a worker that died go back to the queue."""
+        now = to_db(self.clock())
+        return DeliveryJob.update(state="queued", lease_until=None, updated_at=now).where(
+            (DeliveryJob.state == "running") & (DeliveryJob.lease_until < now)
+        ).execute()
+
+    def pending(self) -> int:
+        return (
+            DeliveryJob.select().join(ProviderAccount)
+            .where((DeliveryJob.state.in_(["queued", "running"]))
+                   & (ProviderAccount.paused_reason == ""))
+            .count()
+        )
+
+    def _next_due(self) -> datetime | None:
+        row = (
+            DeliveryJob.select(DeliveryJob.next_attempt_at).join(ProviderAccount)
+            .where((DeliveryJob.state == "queued") & (ProviderAccount.paused_reason == ""))
+            .order_by(DeliveryJob.next_attempt_at).first()
+        )
+        return from_db(row.next_attempt_at) if row else None
+
+    def _claim(self, free: dict[int, int], default_free: int, limit: int) -> list[_Job]:
+        """Atomically take due jobs within each account's free slots."""
+        now = self.clock()
+        database = current_database()
+        sql = _DUE_SQL.replace("?", database.param)
+        rows = database.execute_sql(sql, (to_db(now), limit * 4)).fetchall()
+        lease = to_db(now + timedelta(seconds=self.settings.delivery_lease))
+        taken: list[int] = []
+        for job_id, account_id in rows:
+            if free.get(account_id, default_free) <= 0 or len(taken) >= limit:
+                continue
+            claimed = DeliveryJob.update(
+                state="running", attempts=DeliveryJob.attempts + 1, lease_until=lease,
+                updated_at=to_db(now),
+            ).where((DeliveryJob.id == job_id) & (DeliveryJob.state == "queued")).execute()
+            if claimed:
+                taken.append(job_id)
+                free[account_id] = free.get(account_id, default_free) - 1
+        return self._load(taken)
+
+    def _load(self, ids: list[int]) -> list[_Job]:
+        if not ids:
+            return []
+        from badgetui.store.models import Learner, Template
+
+        query = (
+            DeliveryJob.select(
+                DeliveryJob.id, DeliveryJob.kind, DeliveryJob.attempts, DeliveryJob.account,
+                ProviderAccount.provider, Badge.id, Badge.uuid, Badge.external_id,
+                Badge.awarded_at, Badge.revoke_reason, Template.external_id, Learner.username,
+                Learner.email, Learner.name, Learner.lms_id,
+            )
+            .join(ProviderAccount).switch(DeliveryJob).join(Badge).join(Template)
+            .switch(Badge).join(Learner)
+            .where(DeliveryJob.id.in_(ids))
+            .tuples()
+        )
+        return [_Job(*row[:8], from_db(row[8]), *row[9:]) for row in query]  # type: ignore[arg-type]
+
+    # -- the worker ----------------------------------------------------------------------
+    async def run(
+        self,
+        *,
+        until_idle: bool = True,
+        stop: asyncio.Event | None = None,
+        on_progress: Callable[[DeliveryReport], None] | None = None,
+    ) -> DeliveryReport:
+        """Deliver due jobs. With `until_idle`, returns once no job of an unpaused account is
+        queued or running (waiting out backoff delays); otherwise runs until `stop` is set."""
+        report = DeliveryReport(last_progress=self.clock())
+        concurrency = self.settings.delivery_concurrency
+        clients: dict[int, CredlyClient | AccredibleClient] = {}
+        in_flight: dict[asyncio.Task[None], int] = {}
+        self.recover_leases()
+        try:
+            while not (stop and stop.is_set()):
+                busy = Counter(in_flight.values())
+                free = {acc: concurrency - n for acc, n in busy.items()}
+                room = MAX_IN_FLIGHT - len(in_flight)
+                jobs = self._claim(free, concurrency, room) if room > 0 else []
+                for job in jobs:
+                    client = clients.get(job.account_id)
+                    if client is None:
+                        account = ProviderAccount.get_by_id(job.account_id)
+                        client = self.connections.for_account(account,
+                                                              max_connections=concurrency)
+                        clients[job.account_id] = client
+                    task = asyncio.create_task(self._deliver(client, job, report))
+                    in_flight[task] = job.account_id
+                report.max_in_flight = max(report.max_in_flight, len(in_flight))
+                if in_flight:
+                    done, _ = await asyncio.wait(in_flight, timeout=0.25,
+                                                 return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        in_flight.pop(task)
+                        task.result()
+                    if on_progress:
+                        on_progress(report)
+                    continue
+                if until_idle:
+                    self.recover_leases()
+                    nxt = self._next_due()
+                    if nxt is None and not self._running_elsewhere():
+                        break
+                    now = self.clock()
+                    wait = 0.2 if nxt is None else (nxt - now).total_seconds()
+                    stalled = (now - report.last_progress).total_seconds()
+                    if wait > self.settings.delivery_max_wait or (
+                        stalled > self.settings.delivery_stall
+                    ):
+                        report.gave_up = self.pending()
+                        break
+                    await self.sleep(min(max(wait, 0.01), 1.0))
+                else:
+                    await self.sleep(0.25)
+        finally:
+            for task in in_flight:
+                task.cancel()
+            for client in clients.values():
+                await client.aclose()
+        return report
+
+    def _running_elsewhere(self) -> bool:
+        return (
+            DeliveryJob.select().join(ProviderAccount)
+            .where((DeliveryJob.state == "running") & (ProviderAccount.paused_reason == ""))
+            .exists()
+        )
+
+    async def _deliver(
+        self, client: CredlyClient | AccredibleClient, job: _Job, report: DeliveryReport
+    ) -> None:
+        try:
+            if job.kind == "issue":
+                external_id, state, how = await self._issue(client, job)
+            else:
+                external_id, state, how = await self._revoke(client, job)
+        except RetryableError as exc:
+            self._retry(job, exc, report)
+        except AuthError as exc:
+            self._pause(job, exc, report)
+        except ProviderError as exc:
+            self._fail(job, exc, report)
+        else:
+            self._done(job, external_id, state, how, report)
+
+    # -- issue ---------------------------------------------------------------------------
+    def _owned_elsewhere(self, job: _Job, external_id: str) -> bool:
+        """The provider badge already belongs to another held badge of ours."""
+        return (
+            Badge.select().where((Badge.external_id == external_id) & (Badge.id != job.badge_id)
+                                 & (Badge.status == "awarded")).exists()
+        )
+
+    async def _issue(
+        self, client: CredlyClient | AccredibleClient, job: _Job
+    ) -> tuple[str | None, str, str]:
+        if isinstance(client, CredlyClient):
+            if job.attempts > 1:
+                found = await self._find_credly(client, job)
+                if found:
+                    return found.id, found.state, "adopted"
+            first, last = job.names
+            try:
+                badge = await client.issue(
+                    template_id=job.template_external_id, email=job.email, first_name=first,
+                    last_name=last, issued_at=job.awarded_at, earner_id=job.earner_id,
+                )
+            except DuplicateError:
+                found = await self._find_credly(client, job)
+                if found is None:
+                    raise PermanentError(
+                        "Credly says the learner already has this badge, but only revoked "
+                        "copies exist there", status=422) from None
+                return found.id, found.state, "adopted"
+            return badge.id, badge.state, "issued"
+        assert isinstance(client, AccredibleClient)
+        group = int(job.template_external_id)
+        if job.attempts > 1:
+            found_cred = await self._find_accredible(client, job, group)
+            if found_cred:
+                return await self._adopt_credential(client, found_cred)
+        try:
+            cred = await client.create_credential(
+                group_id=group, name=job.name or job.username, email=job.email,
+                recipient_id=job.earner_id, issued_on=job.awarded_at.date(),
+            )
+        except DuplicateError:
+            found_cred = await self._find_accredible(client, job, group)
+            if found_cred is None:
+                raise
+            return await self._adopt_credential(client, found_cred)
+        return str(cred.id), "accepted", "issued"
+
+    async def _find_credly(self, client: CredlyClient, job: _Job) -> CredlyBadge | None:
+        badges = await client.find_badges(earner_id=job.earner_id,
+                                          template_id=job.template_external_id)
+        for badge in badges:
+            if badge.state != "revoked" and not self._owned_elsewhere(job, badge.id):
+                return badge
+        return None
+
+    async def _find_accredible(
+        self, client: AccredibleClient, job: _Job, group: int
+    ) -> AccredibleCredential | None:
+        creds = await client.search(email=job.email, group_id=group)
+        live = [c for c in creds if not c.expired_on and not self._owned_elsewhere(job, str(c.id))]
+        if live:
+            return live[0]
+        expired = [c for c in creds if not self._owned_elsewhere(job, str(c.id))]
+        return expired[0] if expired else None
+
+    async def _adopt_credential(
+        self, client: AccredibleClient, cred: AccredibleCredential
+    ) -> tuple[str | None, str, str]:
+        if cred.expired_on:
+            # A re-award finds the credential expired by the revoke: restore it.
+            cred = await client.expire(cred.id, None)
+        return str(cred.id), "accepted", "adopted"
+
+    # -- revoke --------------------------------------------------------------------------
+    async def _revoke(
+        self, client: CredlyClient | AccredibleClient, job: _Job
+    ) -> tuple[str | None, str, str]:
+        reason = job.revoke_reason or "revoked by badgetui"
+        if isinstance(client, CredlyClient):
+            external = job.external_id
+            if not external:
+                found = await self._find_credly(client, job)
+                if found is None:
+                    return None, "cancelled", "cancelled"
+                external = found.id
+            try:
+                badge = await client.revoke(external, reason)
+            except PermanentError as exc:
+                if exc.status == 422:
+                    current = await client.badge(external)
+                    if current.state == "revoked":
+                        return external, "revoked", "revoked"
+                raise
+            return badge.id, badge.state, "revoked"
+        assert isinstance(client, AccredibleClient)
+        external = job.external_id
+        if not external:
+            found_cred = await self._find_accredible(client, job, int(job.template_external_id))
+            if found_cred is None:
+                return None, "cancelled", "cancelled"
+            external = str(found_cred.id)
+        cred = await client.expire(int(external), self.clock().date())
+        return str(cred.id), "expired", "revoked"
+
+    # -- outcomes ------------------------------------------------------------------------
+    def _backoff(self, attempts: int, retry_after: float | None) -> float:
+        base = self.settings.delivery_base_delay * (2 ** max(attempts - 1, 0))
+        delay = min(self.settings.delivery_max_delay, base) * self.rng.uniform(0.8, 1.2)
+        return max(delay, retry_after or 0.0)
+
+    def _retry(self, job: _Job, exc: RetryableError, report: DeliveryReport) -> None:
+        now = self.clock()
+        delay = self._backoff(job.attempts, exc.retry_after)
+        message = f"attempt {job.attempts} failed: {exc.message}; retry in {delay:.1f} s"
+        with current_database().atomic():
+            DeliveryJob.update(
+                state="queued", next_attempt_at=to_db(now + timedelta(seconds=delay)),
+                last_error=message, lease_until=None, updated_at=to_db(now),
+            ).where(DeliveryJob.id == job.id).execute()
+            where = Badge.id == job.badge_id
+            if job.kind == "issue":
+                where &= Badge.external_id.is_null()  # a delivered badge keeps its state
+            Badge.update(provider_state="error", last_error=message, updated_at=to_db(now)).where(
+                where).execute()
+        report.counts["retried"] += 1
+
+    def _pause(self, job: _Job, exc: AuthError, report: DeliveryReport) -> None:
+        now = to_db(self.clock())
+        account = ProviderAccount.get_by_id(job.account_id)
+        reason = (f"{account.provider} refused the API key {mask(account.api_key)} "
+                  f"({exc.message}); delivery paused until the key is fixed")
+        with current_database().atomic():
+            ProviderAccount.update(paused_reason=reason).where(
+                ProviderAccount.id == job.account_id).execute()
+            DeliveryJob.update(state="queued", attempts=DeliveryJob.attempts - 1,
+                               last_error=reason, lease_until=None, updated_at=now).where(
+                DeliveryJob.id == job.id).execute()
+            Badge.update(last_error=reason, updated_at=now).where(
+                Badge.id == job.badge_id).execute()
+        if reason not in report.paused:
+            report.paused.append(reason)
+        report.last_progress = self.clock()
+
+    def _fail(self, job: _Job, exc: ProviderError, report: DeliveryReport) -> None:
+        now = to_db(self.clock())
+        message = f"{job.kind} failed: {exc.message}"
+        with current_database().atomic():
+            DeliveryJob.update(state="failed", last_error=message, lease_until=None,
+                               updated_at=now).where(DeliveryJob.id == job.id).execute()
+            Badge.update(provider_state="error", last_error=message, updated_at=now).where(
+                Badge.id == job.badge_id).execute()
+        report.counts["failed"] += 1
+        report.last_progress = self.clock()
+        report.errors.append(f"badge {job.badge_uuid}: {message}")
+
+    def _done(
+        self, job: _Job, external_id: str | None, state: str, how: str, report: DeliveryReport
+    ) -> None:
+        now = to_db(self.clock())
+        values: dict[str, Any] = {"provider_state": state, "last_error": "", "updated_at": now}
+        if external_id:
+            values["external_id"] = external_id
+        with current_database().atomic():
+            DeliveryJob.update(state="done", last_error="", lease_until=None,
+                               updated_at=now).where(DeliveryJob.id == job.id).execute()
+            Badge.update(**values).where(Badge.id == job.badge_id).execute()
+        report.counts[how] += 1
+        report.last_progress = self.clock()
