@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from badgetui.sandbox.clock import SandboxClock, iso_ms, parse_accredible_date
 from badgetui.sandbox.errors import (
@@ -27,6 +27,7 @@ _TOKEN_FORMS = (
     re.compile(r"^Token\s+(\S+)$", re.IGNORECASE),
     re.compile(r"^Bearer\s+(\S+)$", re.IGNORECASE),
 )
+T = TypeVar("T")
 _UPDATABLE = ("name", "description", "complete", "approve", "private", "meta_data",
               "custom_attributes", "evidence_items", "references")
 
@@ -51,6 +52,12 @@ def _as_int(value: Any) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
+
+
+def _by_id(items: dict[int, T], raw_id: Any) -> T | None:
+    """Look up by an id that arrives as int, digit string or garbage (`designs/None`)."""
+    number = _as_int(raw_id)
+    return None if number is None else items.get(number)
 
 
 @dataclass
@@ -156,19 +163,19 @@ class AccredibleState:
         raise accredible_unauthorized()
 
     def group(self, account: AccredibleAccount, group_id: Any) -> AccredibleGroup:
-        group = account.groups.get(_as_int(group_id))  # type: ignore[arg-type]
+        group = _by_id(account.groups, group_id)
         if group is None:
             raise accredible_not_found()
         return group
 
     def design(self, account: AccredibleAccount, design_id: Any) -> AccredibleDesign:
-        design = account.designs.get(_as_int(design_id))  # type: ignore[arg-type]
+        design = _by_id(account.designs, design_id)
         if design is None:
             raise accredible_not_found()
         return design
 
     def credential(self, account: AccredibleAccount, credential_id: Any) -> AccredibleCredential:
-        cred = self.credentials.get(_as_int(credential_id))  # type: ignore[arg-type]
+        cred = _by_id(self.credentials, credential_id)
         if cred is None or cred.account_id != account.id:
             raise accredible_not_found()
         return cred
@@ -313,7 +320,7 @@ class AccredibleState:
                    if _blank(recipient.get(name))}
         if missing:
             raise accredible_error(422, missing)
-        group = account.groups.get(_as_int(data.get("group_id")))  # type: ignore[arg-type]
+        group = _by_id(account.groups, data.get("group_id"))
         if group is None:
             raise accredible_error(422, "Invalid Group")
         email = str(recipient["email"]).strip()

@@ -1,0 +1,149 @@
+"""Provider, sync, backup, deliver and sandbox commands, run as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from badgetui.sandbox import Emulator
+from badgetui.sandbox.server import start_in_thread
+from tests.conftest import CREDLY_ORG, sandbox_seed
+from tests.helpers import DEMO, config_text, course_event, requirement, rule, template_config
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[tuple[Emulator, dict[str, str]]]:
+    emulator = Emulator(sandbox_seed(), rng_seed=3)
+    base, stop = start_in_thread(emulator)
+    values = {k: v for k, v in os.environ.items() if not k.startswith("BADGETUI_")}
+    values.update(BADGETUI_DB=str(tmp_path / "cli.db"),
+                  BADGETUI_CONFIG=str(tmp_path / "none.toml"),
+                  BADGETUI_CREDLY_API_URL=f"{base}/credly/v1/",
+                  BADGETUI_ACCREDIBLE_API_URL=f"{base}/accredible/v1/",
+                  BADGETUI_PROVIDER_TIMEOUT="2")
+    try:
+        yield emulator, values
+    finally:
+        stop()
+
+
+def run(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "badgetui", *args], env=env, input=stdin,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_provider_add_list_and_wrong_key(env):
+    _, e = env
+    bad = run(e, "provider", "add", "credly", "--uuid", CREDLY_ORG, "--api-key", "nope-1234")
+    assert bad.returncode == 1
+    assert bad.stderr.count("\n") == 1 and "…1234" in bad.stderr and "nope-1234" not in bad.stderr
+    unknown = run(e, "provider", "add", "credly", "--uuid", "0" * 8 + "-0000-4000-8000-" + "0" * 12,
+                  "--api-key", "sandbox-credly-key")
+    assert unknown.returncode == 1 and "unknown organization" in unknown.stderr
+    ok = run(e, "provider", "add", "credly", "--uuid", CREDLY_ORG, "--api-key",
+             "sandbox-credly-key", "--json")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["name"] == "Example Academy"
+    ok = run(e, "provider", "add", "accredible", "--name", "Example Accredible", "--api-key",
+             "sandbox-accredible-key")
+    assert ok.returncode == 0 and "Example Accredible" in ok.stdout
+    listed = run(e, "provider", "list")
+    assert "sandbox-credly-key" not in listed.stdout and "…-key" in listed.stdout
+    unreachable = dict(e, BADGETUI_ACCREDIBLE_API_URL="http://127.0.0.1:9/accredible/v1/")
+    down = run(unreachable, "provider", "add", "accredible", "--name", "X", "--api-key", "k-0000")
+    assert down.returncode == 1 and "cannot reach Accredible" in down.stderr
+
+
+def test_sync_dry_run_then_apply_then_ingest_and_deliver(env, tmp_path):
+    emulator, e = env
+    run(e, "provider", "add", "credly", "--uuid", CREDLY_ORG, "--api-key", "sandbox-credly-key")
+    dry = run(e, "sync", "--dry-run")
+    assert dry.returncode == 0 and "5 new" in dry.stdout and "dry run" in dry.stdout
+    assert json.loads(run(e, "template", "list", "--json").stdout) == []
+    applied = json.loads(run(e, "sync", "--json").stdout)
+    assert applied[0]["applied"] and len(applied[0]["create"]) == 5
+    templates = json.loads(run(e, "template", "list", "--json").stdout)
+    assert len(templates) == 5 and not any(t["active"] for t in templates)
+    ext = templates[0]["external_id"]
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(config_text(template_config(ext, [
+        requirement("demo", rule("course.course_key", DEMO), rule("is_passing", "true"))])))
+    assert run(e, "config", "import", str(cfg)).returncode == 0
+    ingest = run(e, "events", "ingest", "-", stdin=json.dumps(course_event("ann", DEMO)))
+    assert ingest.returncode == 0 and "delivery: issued 1" in ingest.stdout
+    (remote,) = emulator.state()["credly"]["badges"]
+    badges = json.loads(run(e, "badges", "list", "--json").stdout)
+    assert badges[0]["external_id"] == remote["id"]
+    assert badges[0]["provider_state"] == "pending"
+
+
+def test_deliver_retry_failed(env, tmp_path):
+    emulator, e = env
+    run(e, "provider", "add", "credly", "--uuid", CREDLY_ORG, "--api-key", "sandbox-credly-key")
+    run(e, "sync")
+    ext = json.loads(run(e, "template", "list", "--json").stdout)[0]["external_id"]
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(config_text(template_config(ext, [requirement("any")])))
+    run(e, "config", "import", str(cfg))
+    emulator.set_faults({"credly.issue": {"fail_next": [422]}})
+    first = run(e, "events", "ingest", "-", stdin=json.dumps(course_event("ann", DEMO)))
+    assert "failed 1" in first.stdout and "failed:" in first.stderr
+    assert emulator.state()["credly"]["badges"] == []
+    again = run(e, "deliver", "--retry-failed")
+    assert again.returncode == 0 and "requeued 1" in again.stdout and "issued 1" in again.stdout
+    assert len(emulator.state()["credly"]["badges"]) == 1
+
+
+def test_sandbox_serve_prints_listening_first(tmp_path):
+    seed = tmp_path / "seed.json"
+    seed.write_text(json.dumps(sandbox_seed()))
+    proc = subprocess.Popen([sys.executable, "-m", "badgetui", "sandbox", "serve", "--seed",
+                             str(seed), "--port", "0"], stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline().strip()
+        assert line.startswith("listening on http://127.0.0.1:")
+        url = line.removeprefix("listening on ")
+        state = httpx.get(f"{url}/_sandbox/state", timeout=10).json()
+        assert state["credly"]["badges"] == []
+        org = httpx.get(f"{url}/credly/v1/organizations/{CREDLY_ORG}", timeout=10,
+                        auth=("sandbox-credly-key", ""))
+        assert org.json()["data"]["name"] == "Example Academy"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_accredible_removal_backup_list_and_restore(env, tmp_path):
+    emulator, e = env
+    run(e, "provider", "add", "accredible", "--name", "Example Accredible", "--api-key",
+        "sandbox-accredible-key")
+    run(e, "sync")
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"version": 1, "templates": [
+        {**template_config("9002", [requirement("demo", rule("course.course_key", DEMO))]),
+         "provider": "accredible"}]}))
+    assert run(e, "config", "import", str(cfg)).returncode == 0
+    seed = sandbox_seed()
+    seed["accredible"]["accounts"][0]["groups"] = [
+        g for g in seed["accredible"]["accounts"][0]["groups"] if g["id"] != 9002]
+    emulator.reset(seed)
+    out = run(e, "sync")
+    assert out.returncode == 0
+    assert "9002" in out.stdout and "removed with 1 requirements" in out.stdout
+    assert "backup 1 written" in out.stdout
+    backups = json.loads(run(e, "backup", "list", "--json").stdout)
+    assert [(b["id"], b["templates"]) for b in backups] == [(1, ["9002"])]
+    exported = json.loads(run(e, "config", "export").stdout)
+    assert "9002" not in {t["external_id"] for t in exported["templates"]}
+    restored = run(e, "backup", "restore", "1")
+    assert restored.returncode == 0 and "accredible:9002" in restored.stdout
+    exported = json.loads(run(e, "config", "export").stdout)
+    back = next(t for t in exported["templates"] if t["external_id"] == "9002")
+    assert [r["id"] for r in back["requirements"]] == ["demo"] and back["active"] is False
