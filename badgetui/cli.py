@@ -224,16 +224,29 @@ def cmd_config_lint(args: argparse.Namespace) -> int:
 def cmd_provider_list(args: argparse.Namespace) -> int:
     services = _services(args)
     accounts = services.templates.accounts()
+    keys = {k.account_id: k for k in services.accounts.key_status()}
     if args.json:
         from dataclasses import asdict
 
-        _print_json([asdict(a) for a in accounts])
+        _print_json([
+            {**asdict(a),
+             "key_expires_at": keys[a.id].expires_at.isoformat() if keys[a.id].expires_at
+             else None,
+             "key_warning": keys[a.id].warning}
+            for a in accounts
+        ])
         return 0
     _table(
-        [(a.id, a.provider, a.identifier, a.name, a.api_key, a.last_sync_at or "never")
+        [(a.id, a.provider, a.identifier, a.name, a.api_key,
+          f"{keys[a.id].expires_at:%Y-%m-%d}" if keys[a.id].expires_at else "-",
+          a.last_sync_at or "never",
+          "delivery paused" if a.paused_reason else a.last_sync_result)
          for a in accounts],
-        ["ID", "PROVIDER", "IDENTIFIER", "NAME", "KEY", "LAST SYNC"],
+        ["ID", "PROVIDER", "IDENTIFIER", "NAME", "KEY", "KEY EXPIRES", "LAST SYNC", "STATUS"],
     )
+    for status in keys.values():
+        if status.warning:
+            print(f"warning: {status.warning}", file=sys.stderr)
     return 0
 
 
