@@ -16,6 +16,7 @@ from badgetui.services.accounts import AccountService, Connections
 from badgetui.services.common import Clock, utc_now
 from badgetui.services.config_io import ConfigService
 from badgetui.services.delivery import DeliveryService
+from badgetui.services.editor import EditorService
 from badgetui.services.intake import IntakeService
 from badgetui.services.processing import Processor
 from badgetui.services.sync import SyncService
@@ -39,6 +40,7 @@ class Services:
     sync: SyncService
     delivery: DeliveryService
     webhooks: WebhookService
+    editor: EditorService
 
     @classmethod
     def open(
@@ -67,6 +69,7 @@ class Services:
             sync=SyncService(clock, connections, templates, accounts, config),
             delivery=DeliveryService(clock, connections, settings),
             webhooks=WebhookService(clock, connections),
+            editor=EditorService(clock, config, sandbox=settings.use_sandbox),
         )
 
     def close(self) -> None:
