@@ -455,7 +455,16 @@ def cmd_badges_why(args: argparse.Namespace) -> int:
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
-    raise CliError("the full-screen console is not in this build yet; see `badgetui --help`")
+    from badgetui.settings import load_settings
+    from badgetui.tui.app import make_app
+
+    try:
+        settings = load_settings()
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        raise CliError(f"bad setting {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+    make_app(settings).run()
+    return 0
 
 
 # -- parser ----------------------------------------------------------------------------------

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import uvicorn
-from badgetui.sandbox.server import start_in_thread
 
 from badgetui.sandbox import Emulator
+from badgetui.sandbox.server import start_in_thread
 from badgetui.services import Services
 from badgetui.services.webhooks import WEBHOOK_PATH, webhook_app
 from badgetui.settings import Settings

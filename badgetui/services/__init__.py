@@ -26,6 +26,16 @@ from badgetui.settings import Settings
 from badgetui.store.database import open_database
 
 
+def database_label(url: str) -> str:
+    """The database as it may be shown: no password."""
+    if "://" in url and "@" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}@{host}"
+    return url
+
+
 @dataclass(slots=True)
 class Services:
     settings: Settings
@@ -71,6 +81,19 @@ class Services:
             webhooks=WebhookService(clock, connections),
             editor=EditorService(clock, config, sandbox=settings.use_sandbox),
         )
+
+    def status(self) -> dict[str, object]:
+        """What the status line shows: queue depth, failures, key warnings, database."""
+        from badgetui.services.queries import delivery_counts
+
+        counts = delivery_counts()
+        return {
+            "queued": counts.get("queued", 0) + counts.get("running", 0),
+            "failed": counts.get("failed", 0),
+            "paused": self.templates.paused_accounts(),
+            "warnings": [k.warning for k in self.accounts.key_status() if k.warning],
+            "database": database_label(self.settings.db),
+        }
 
     def close(self) -> None:
         if not self.database.is_closed():

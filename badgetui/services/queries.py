@@ -198,6 +198,16 @@ def why(ref: str | int) -> dict[str, Any]:
     return {"badge": view.as_dict(), **evidence}
 
 
+def delivery_counts() -> dict[str, int]:
+    """Delivery jobs by state."""
+    from peewee import fn
+
+    return dict(
+        DeliveryJob.select(DeliveryJob.state, fn.COUNT(DeliveryJob.id))
+        .group_by(DeliveryJob.state).tuples()
+    )
+
+
 def queue_depth() -> int:
     """Provider jobs waiting to be delivered."""
     return DeliveryJob.select().where(DeliveryJob.state == "queued").count()
@@ -209,8 +219,10 @@ def list_intake(
     learner: str | None = None,
     limit: int = DEFAULT_LIMIT,
     offset: int = 0,
+    newest_first: bool = False,
 ) -> list[IntakeView]:
-    query = IntakeRecord.select().order_by(IntakeRecord.id)
+    query = IntakeRecord.select().order_by(
+        IntakeRecord.id.desc() if newest_first else IntakeRecord.id)
     if outcome:
         query = query.where(IntakeRecord.outcome == outcome)
     if learner:

@@ -114,6 +114,9 @@ class TemplateService:
         query = ProviderAccount.select().order_by(ProviderAccount.provider, ProviderAccount.id)
         return [_account_view(a) for a in query]
 
+    def paused_accounts(self) -> list[str]:
+        return [a.name for a in ProviderAccount.select().where(ProviderAccount.paused_reason != "")]
+
     def account(self, ref: str | int) -> ProviderAccount:
         """An account by local id, Credly organization UUID or Accredible configuration name."""
         text = str(ref)

@@ -1,0 +1,170 @@
+"""The application shell: tabs, status line, command palette, one error route."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from badgetui.services import Services
+from badgetui.settings import Settings
+from badgetui.tui.commands import JumpCommands
+from badgetui.tui.errors import one_line
+from badgetui.tui.messages import DataChanged, OpenTemplate, RunSync, ShowLearner, StatusLoaded
+
+TABS = (
+    ("providers", "Providers", "p"),
+    ("templates", "Templates", "t"),
+    ("progress", "Progress", "g"),
+    ("badges", "Badges", "b"),
+    ("events", "Events", "e"),
+)
+
+
+class StatusLine(Static):
+    """Delivery queue, failures, key warnings and the database, refreshed in the background."""
+
+    def show(self, status: dict[str, Any]) -> None:
+        parts = [f"queue {status['queued']}"]
+        if status["failed"]:
+            parts.append(f"[b $error]failed {status['failed']}[/]")
+        for name in status["paused"]:
+            parts.append(f"[b $warning]delivery paused: {name}[/]")
+        for warning in status["warnings"]:
+            parts.append(f"[b $warning]{warning}[/]")
+        parts.append(f"db {status['database']}")
+        self.update("  │  ".join(parts))
+
+
+class BadgeApp(App[None]):
+    """badgetui's console."""
+
+    CSS_PATH = "badgetui.tcss"
+    COMMANDS = App.COMMANDS | {JumpCommands}
+    TITLE = "badgetui"
+    SUB_TITLE = "Open edX badges on Credly and Accredible"
+
+    BINDINGS = [
+        *[Binding(key, f"show_tab('{tab}')", label, id=f"tab.{tab}")
+          for tab, label, key in TABS],
+        *[Binding(str(n), f"show_tab('{tab}')", label, show=False)
+          for n, (tab, label, _) in enumerate(TABS, start=1)],
+        Binding("ctrl+r", "refresh", "Refresh", id="refresh"),
+        Binding("q", "quit", "Quit", id="quit"),
+    ]
+
+    def __init__(self, services: Services, settings: Settings) -> None:
+        super().__init__()
+        self.services = services
+        self.settings = settings
+
+    def compose(self) -> ComposeResult:
+        from badgetui.tui.screens.badges import BadgesPane
+        from badgetui.tui.screens.events import EventsPane
+        from badgetui.tui.screens.progress import ProgressPane
+        from badgetui.tui.screens.providers import ProvidersPane
+        from badgetui.tui.screens.templates import TemplatesPane
+
+        panes = {
+            "providers": ProvidersPane, "templates": TemplatesPane, "progress": ProgressPane,
+            "badges": BadgesPane, "events": EventsPane,
+        }
+        yield Header()
+        with TabbedContent(initial="templates", id="tabs"):
+            for tab, label, key in TABS:
+                with TabPane(f"{label} [{key}]", id=tab):
+                    yield panes[tab](id=f"{tab}-pane")
+        yield StatusLine(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.load_status()
+        self.set_interval(3.0, self.load_status)
+
+    # -- tabs and actions ----------------------------------------------------------------
+    def action_show_tab(self, tab: str) -> None:
+        if not isinstance(self.screen, Screen) or self.screen is not self.screen_stack[0]:
+            self.pop_screen()
+        self.query_one(TabbedContent).active = tab
+        pane = self.query_one(f"#{tab}-pane")
+        focus = pane.query("DataTable, Input")
+        if focus:
+            focus.first().focus()
+
+    def action_refresh(self) -> None:
+        self.broadcast_change("refresh")
+
+    def broadcast_change(self, what: str = "") -> None:
+        """Tell every pane (and the open editor) that data changed."""
+        for node in (*self.query(".pane"), *self.screen.query(".reloads")):
+            node.post_message(DataChanged(what))
+        self.load_status()
+
+    @work(thread=True, exclusive=True, group="status", exit_on_error=False)
+    def load_status(self) -> None:
+        status = self.services.status()
+        if not get_current_worker().is_cancelled:
+            self.post_message(StatusLoaded(status))
+
+    @on(StatusLoaded)
+    def _status(self, message: StatusLoaded) -> None:
+        self.query_one(StatusLine).show(message.status)
+
+    @on(OpenTemplate)
+    def _open_template(self, message: OpenTemplate) -> None:
+        from badgetui.tui.screens.template import TemplateScreen
+
+        self.push_screen(TemplateScreen(message.template_id))
+
+    @on(ShowLearner)
+    def _show_learner(self, message: ShowLearner) -> None:
+        from badgetui.tui.screens.progress import ProgressPane
+
+        self.action_show_tab("progress")
+        self.query_one(ProgressPane).filter_learner(message.username)
+
+    @on(RunSync)
+    def _run_sync(self, message: RunSync) -> None:
+        from badgetui.tui.screens.providers import ProvidersPane
+
+        self.action_show_tab("providers")
+        self.query_one(ProvidersPane).start_sync(message.account_id)
+
+    @on(Worker.StateChanged)
+    def _worker_failed(self, event: Worker.StateChanged) -> None:
+        if event.state is WorkerState.ERROR:
+            self.notify(one_line(event.worker.error), title="error", severity="error")
+
+    # -- command palette -----------------------------------------------------------------
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Sync all accounts", "Fetch templates and groups from every "
+                            "provider account", lambda: self.post_message(RunSync(None)))
+        yield SystemCommand("Import configuration", "Apply a badge configuration JSON file",
+                            self._import_config)
+        yield SystemCommand("Export configuration", "Write the badge configuration as JSON",
+                            self._export_config)
+        for tab, label, _ in TABS:
+            yield SystemCommand(f"Show {label}", f"Switch to the {label} tab",
+                                lambda tab=tab: self.action_show_tab(tab))
+
+    def _import_config(self) -> None:
+        from badgetui.tui.screens.config_files import ImportConfigScreen
+
+        self.push_screen(ImportConfigScreen())
+
+    def _export_config(self) -> None:
+        from badgetui.tui.screens.config_files import ExportConfigScreen
+
+        self.push_screen(ExportConfigScreen())
+
+
+def make_app(settings: Settings, *, services: Services | None = None, **open_args: Any) -> BadgeApp:
+    """Build the console from settings; the CLI, the demo and the tests all come through here."""
+    return BadgeApp(services or Services.open(settings, **open_args), settings)

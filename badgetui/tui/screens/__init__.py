@@ -1,0 +1,1 @@
+"""The panes (tabs) and screens of the console."""
