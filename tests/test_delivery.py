@@ -60,7 +60,7 @@ async def test_issue_then_revoke_reach_credly(fast, emulator):
     assert report.counts["issued"] == 1
     (remote,) = emu_badges(emulator)
     assert remote["badge_template_id"] == TPL and remote["state"] == "pending"
-    assert remote["issuer_earner_id"] == "7" and remote["recipient_email"] == "ann@example.org"
+    assert remote["issuer_earner_id"] == "ann" and remote["recipient_email"] == "ann@example.org"
     badge = Badge.get()
     assert (badge.external_id, badge.provider_state) == (remote["id"], "pending")
 

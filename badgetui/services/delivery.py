@@ -80,7 +80,9 @@ class _Job:
 
     @property
     def earner_id(self) -> str:
-        return str(self.lms_id) if self.lms_id is not None else self.username
+        # The username is the learner's identity here (semantics.md); LMS ids are not trusted
+        # to be unique across the event sources badgetui reads.
+        return self.username
 
     @property
     def names(self) -> tuple[str, str]:
