@@ -169,3 +169,14 @@ async def test_concurrency_per_account_is_respected(make_provider_services, emul
     assert len(emu_badges(emulator)) == 30
     assert emulator.counters()["credly.issue"]["max_in_flight"] <= 3
     assert Template.select().count() >= 1
+
+
+async def test_accredible_reaward_restores_the_expired_credential(fast, emulator):
+    await configure(fast, provider="accredible", external_id="9001")
+    for passing in (True, False, True):
+        fast.intake.ingest_lines(jsonl(course_event("ann", DEMO, passing=passing)), "t")
+        await fast.delivery.run()
+    (cred,) = emulator.state()["accredible"]["credentials"]
+    assert cred["expired_on"] is None  # the group refuses a second credential for one email
+    held = Badge.get(Badge.status == "awarded")
+    assert held.external_id == str(cred["id"]) and held.provider_state == "accepted"
