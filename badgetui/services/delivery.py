@@ -43,13 +43,13 @@ MAX_IN_FLIGHT = 256
 #: Due jobs, oldest first, skipping paused accounts, revokes whose issue is in flight, and
 #: issues whose learner+template still has a revoke to deliver.
 _DUE_SQL = """
-SELECT j.id, j.account_id FROM delivery_job j
+SELECT j.id, j.account_id, j.badge_id FROM delivery_job j
 JOIN provider_account a ON a.id = j.account_id
 JOIN badge b ON b.id = j.badge_id
 WHERE j.state = 'queued' AND j.next_attempt_at <= ? AND a.paused_reason = ''
-  AND NOT (j.kind = 'revoke' AND EXISTS (
-        SELECT 1 FROM delivery_job i WHERE i.badge_id = j.badge_id AND i.kind = 'issue'
-        AND i.state = 'running'))
+  AND NOT EXISTS (
+        SELECT 1 FROM delivery_job o WHERE o.badge_id = j.badge_id AND o.id <> j.id
+        AND o.state = 'running')
   AND NOT (j.kind = 'issue' AND EXISTS (
         SELECT 1 FROM delivery_job r JOIN badge rb ON rb.id = r.badge_id
         WHERE r.kind = 'revoke' AND r.state IN ('queued', 'running')
@@ -69,6 +69,7 @@ class _Job:
     provider: str
     badge_id: int
     badge_uuid: str
+    badge_status: str
     external_id: str | None
     awarded_at: datetime
     revoke_reason: str
@@ -163,9 +164,13 @@ class DeliveryService:
         rows = database.execute_sql(sql, (to_db(now), limit * 4)).fetchall()
         lease = to_db(now + timedelta(seconds=self.settings.delivery_lease))
         taken: list[int] = []
-        for job_id, account_id in rows:
+        badges: set[int] = set()
+        for job_id, account_id, badge_id in rows:
             if free.get(account_id, default_free) <= 0 or len(taken) >= limit:
                 continue
+            if badge_id in badges:
+                continue  # a badge's issue and revoke never run side by side
+            badges.add(badge_id)
             claimed = DeliveryJob.update(
                 state="running", attempts=DeliveryJob.attempts + 1, lease_until=lease,
                 updated_at=to_db(now),
@@ -183,7 +188,7 @@ class DeliveryService:
         query = (
             DeliveryJob.select(
                 DeliveryJob.id, DeliveryJob.kind, DeliveryJob.attempts, DeliveryJob.account,
-                ProviderAccount.provider, Badge.id, Badge.uuid, Badge.external_id,
+                ProviderAccount.provider, Badge.id, Badge.uuid, Badge.status, Badge.external_id,
                 Badge.awarded_at, Badge.revoke_reason, Template.external_id, Learner.username,
                 Learner.email, Learner.name, Learner.lms_id,
             )
@@ -192,7 +197,7 @@ class DeliveryService:
             .where(DeliveryJob.id.in_(ids))
             .tuples()
         )
-        return [_Job(*row[:8], from_db(row[8]), *row[9:]) for row in query]  # type: ignore[arg-type]
+        return [_Job(*row[:9], from_db(row[9]), *row[10:]) for row in query]  # type: ignore[arg-type]
 
     # -- the worker ----------------------------------------------------------------------
     async def run(
@@ -267,6 +272,11 @@ class DeliveryService:
     async def _deliver(
         self, client: CredlyClient | AccredibleClient, job: _Job, report: DeliveryReport
     ) -> None:
+        if job.kind == "issue" and job.badge_status == "revoked":
+            # Revoked while this issue waited (e.g. after its worker died): never issue it now;
+            # the revoke job looks up and revokes anything an earlier attempt created.
+            self._cancel(job, report)
+            return
         try:
             if job.kind == "issue":
                 external_id, state, how = await self._issue(client, job)
@@ -436,6 +446,13 @@ class DeliveryService:
         report.counts["failed"] += 1
         report.last_progress = self.clock()
         report.errors.append(f"badge {job.badge_uuid}: {message}")
+
+    def _cancel(self, job: _Job, report: DeliveryReport) -> None:
+        now = to_db(self.clock())
+        DeliveryJob.update(state="cancelled", lease_until=None, updated_at=now).where(
+            DeliveryJob.id == job.id).execute()
+        report.counts["cancelled"] += 1
+        report.last_progress = self.clock()
 
     def _done(
         self, job: _Job, external_id: str | None, state: str, how: str, report: DeliveryReport
