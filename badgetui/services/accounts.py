@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
+from peewee import Case, fn
 
 from badgetui.providers.accredible import AccredibleClient
 from badgetui.providers.credly import CredlyClient
 from badgetui.providers.errors import AuthError, PermanentError, ProviderError, RetryableError
 from badgetui.services.common import Clock, ServiceError, from_db, mask, to_db
-from badgetui.services.templates import AccountView, TemplateService, audit
+from badgetui.services.templates import AccountView, TemplateService, _account_view, audit
 from badgetui.settings import Settings
 from badgetui.store.models import Badge, ProviderAccount, Template
 
@@ -87,9 +89,10 @@ class AccountService:
         self.connections = connections
         self.templates = templates
 
-    async def add_credly(self, organization_id: str, api_key: str) -> AccountView:
-        """Fetch the organization (its name) and the key's creation date, then store it."""
-        organization_id = organization_id.strip()
+    async def _verify_credly(
+        self, organization_id: str, api_key: str
+    ) -> tuple[dict[str, Any], datetime | None]:
+        """The organization as the key sees it and the key's creation date (when listed)."""
         target = f"organization {organization_id}"
         created_at: datetime | None = None
         try:
@@ -104,6 +107,19 @@ class AccountService:
         for token in tokens:
             if token.get("token") == api_key and token.get("created_at"):
                 created_at = datetime.fromisoformat(str(token["created_at"]).replace("Z", "+00:00"))
+        return org, created_at
+
+    async def _verify_accredible(self, name: str, api_key: str) -> None:
+        try:
+            async with self.connections.accredible(api_key) as client:
+                await client.issuer()
+        except ProviderError as exc:
+            raise _failure("Accredible", f"configuration {name!r}", api_key, exc) from None
+
+    async def add_credly(self, organization_id: str, api_key: str) -> AccountView:
+        """Fetch the organization (its name) and the key's creation date, then store it."""
+        organization_id = organization_id.strip()
+        org, created_at = await self._verify_credly(organization_id, api_key)
         return self.templates.add_account(
             "credly", organization_id, api_key, name=str(org.get("name") or organization_id),
             key_created_at=created_at,
@@ -114,12 +130,31 @@ class AccountService:
         name = name.strip()
         if not name:
             raise ServiceError("an Accredible configuration needs a name")
-        try:
-            async with self.connections.accredible(api_key) as client:
-                await client.issuer()
-        except ProviderError as exc:
-            raise _failure("Accredible", f"configuration {name!r}", api_key, exc) from None
+        await self._verify_accredible(name, api_key)
         return self.templates.add_account("accredible", name, api_key, name=name)
+
+    async def update_key(self, ref: str | int, api_key: str) -> AccountView:
+        """Replace an account's API key after the provider accepted it (a rotation).
+
+        The new key is checked exactly as when adding; only then is it stored, a delivery
+        pause lifted and the change audited (with the key masked).
+        """
+        api_key = api_key.strip()
+        if not api_key:
+            raise ServiceError("an API key is needed")
+        account = self.templates.account(ref)
+        key_created_at: datetime | None = None
+        if account.provider == "credly":
+            _, key_created_at = await self._verify_credly(account.identifier, api_key)
+        else:
+            await self._verify_accredible(account.name, api_key)
+        ProviderAccount.update(
+            api_key=api_key, key_created_at=to_db(key_created_at or self.clock()),
+            paused_reason="",
+        ).where(ProviderAccount.id == account.id).execute()
+        audit(self.clock, "account.key", f"{account.provider}:{account.identifier}",
+              {"key": mask(api_key), "was": mask(account.api_key)})
+        return _account_view(ProviderAccount.get_by_id(account.id))
 
     def remove(self, ref: str | int, *, force: bool = False) -> str:
         """Remove an account with its templates; refused while it holds awarded badges."""
@@ -166,6 +201,20 @@ class AccountService:
                            f"({expires:%Y-%m-%d}); rotate it")
             out.append(KeyStatus(account.id, label, expires, days, warning))
         return out
+
+    def template_counts(self) -> dict[int, tuple[int, int]]:
+        """Per account id: (templates the provider still has, of those active)."""
+        query = (
+            Template.select(
+                Template.account,
+                fn.COUNT(Template.id).alias("total"),
+                fn.SUM(Case(None, [(Template.is_active, 1)], 0)).alias("active"),
+            )
+            .where(Template.deleted == False)  # noqa: E712 - SQL comparison
+            .group_by(Template.account)
+            .tuples()
+        )
+        return {account: (total, int(active or 0)) for account, total, active in query}
 
     def touch_sync(self, account_id: int, result: str) -> None:
         ProviderAccount.update(last_sync_at=to_db(self.clock()), last_sync_result=result).where(

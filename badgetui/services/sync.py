@@ -178,7 +178,7 @@ class SyncService:
     # -- plan ----------------------------------------------------------------------------
     def plan(self, account: ProviderAccount, seen: list[SyncedTemplate]) -> SyncPlan:
         existing = {t.external_id: t for t in Template.select().where(
-            Template.account == account.id)}
+            Template.account == account.id).namedtuples()}
         plan = SyncPlan(account.id, account.name, account.provider, seen)
         seen_ids = set()
         for item in seen:

@@ -14,6 +14,8 @@ from badgetui.services.common import (
     NotFound,
     ServiceError,
     bump_config_generation,
+    executemany,
+    insert_rows,
     iso,
     mask,
     to_db,
@@ -27,6 +29,22 @@ from badgetui.store.models import (
 )
 
 PROVIDERS = ("credly", "accredible")
+
+_CREATE_FIELDS = (
+    Template.account, Template.provider, Template.external_id, Template.name,
+    Template.description, Template.image_url, Template.state, Template.created_at,
+    Template.updated_at,
+)
+
+
+def _update_sql(*fields: Any) -> str:
+    columns = ", ".join(f'"{f.column_name}" = ?' for f in fields)
+    return f'UPDATE "{Template._meta.table_name}" SET {columns} WHERE "id" = ?'
+
+
+_UPDATE_SQL = _update_sql(Template.name, Template.description, Template.image_url,
+                          Template.state, Template.stale, Template.deleted, Template.updated_at)
+_STALE_SQL = _update_sql(Template.stale, Template.updated_at)
 
 
 @dataclass(slots=True)
@@ -141,37 +159,36 @@ class TemplateService:
         now = to_db(self.clock())
         existing = {
             t.external_id: t
-            for t in Template.select().where(Template.account == account.id)
+            for t in Template.select().where(Template.account == account.id).namedtuples()
         }
-        created = updated = stale = 0
+        # Decided row by row, written in bulk: one executemany per kind of change (a sync
+        # of thousands of templates must not pay one statement round trip per row).
+        creates: list[tuple[Any, ...]] = []
+        updates: list[tuple[Any, ...]] = []
+        stales: list[tuple[Any, ...]] = []
         changed_active = False
         seen = set()
         for item in items:
             seen.add(item.external_id)
             row = existing.get(item.external_id)
             if row is None:
-                Template.create(
-                    account=account.id, provider=account.provider, external_id=item.external_id,
-                    name=item.name, description=item.description, image_url=item.image_url,
-                    state=item.state, created_at=now, updated_at=now,
-                )
-                created += 1
+                creates.append((account.id, account.provider, item.external_id, item.name,
+                                item.description, item.image_url, item.state, now, now))
                 continue
-            values = {
-                "name": item.name, "description": item.description,
-                "image_url": item.image_url, "state": item.state,
-                "stale": False, "deleted": False,
-            }
-            if any(getattr(row, k) != v for k, v in values.items()):
+            values = (item.name, item.description, item.image_url, item.state, False, False)
+            if (row.name, row.description, row.image_url, row.state, row.stale,
+                    row.deleted) != values:
                 if row.is_active and (row.stale or row.deleted or row.state != item.state):
                     changed_active = True
-                Template.update(**values, updated_at=now).where(Template.id == row.id).execute()
-                updated += 1
+                updates.append((*values, now, row.id))
         for ext, row in existing.items():
             if ext not in seen and not row.stale and not row.deleted:
-                Template.update(stale=True, updated_at=now).where(Template.id == row.id).execute()
-                stale += 1
+                stales.append((True, now, row.id))
                 changed_active = changed_active or row.is_active
+        insert_rows(Template, _CREATE_FIELDS, creates)
+        executemany(_UPDATE_SQL, updates)
+        executemany(_STALE_SQL, stales)
+        created, updated, stale = len(creates), len(updates), len(stales)
         if changed_active or updated:
             bump_config_generation()
         return {"created": created, "updated": updated, "stale": stale}

@@ -77,8 +77,8 @@ class BadgeApp(App[None]):
         }
         yield Header()
         with TabbedContent(initial="templates", id="tabs"):
-            for tab, label, key in TABS:
-                with TabPane(f"{label} [{key}]", id=tab):
+            for tab, label, _ in TABS:
+                with TabPane(label, id=tab):
                     yield panes[tab](id=f"{tab}-pane")
         yield StatusLine(id="status")
         yield Footer()
@@ -93,9 +93,12 @@ class BadgeApp(App[None]):
             self.pop_screen()
         self.query_one(TabbedContent).active = tab
         pane = self.query_one(f"#{tab}-pane")
-        focus = pane.query("DataTable, Input")
-        if focus:
-            focus.first().focus()
+        # The table, not a filter box: single-key navigation keeps working after a switch.
+        for selector in ("DataTable", "Input"):
+            found = pane.query(selector)
+            if found:
+                found.first().focus()
+                break
 
     def action_refresh(self) -> None:
         self.broadcast_change("refresh")

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from badgetui.services.queries import list_badges
-from badgetui.tui.widgets.paged_table import PagedTablePane
+from badgetui.tui.widgets.paged_table import PagedTablePane, when
 
 
 class BadgesPane(PagedTablePane):
@@ -18,6 +18,6 @@ class BadgesPane(PagedTablePane):
         rows = list_badges(learner=text or None, limit=limit, offset=offset)
         return [
             (str(b.id), (b.username, b.template, b.status, b.provider_state, b.external_id or "",
-                         (b.awarded_at or "")[:19], b.last_error))
+                         when(b.awarded_at), b.last_error))
             for b in rows
         ]

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from badgetui.services.queries import list_intake
-from badgetui.tui.widgets.paged_table import PagedTablePane
+from badgetui.tui.widgets.paged_table import PagedTablePane, when
 
 
 class EventsPane(PagedTablePane):
@@ -16,7 +16,7 @@ class EventsPane(PagedTablePane):
     def fetch(self, text: str, limit: int, offset: int) -> list[tuple[str, Sequence[Any]]]:
         rows = list_intake(learner=text or None, limit=limit, offset=offset, newest_first=True)
         return [
-            (str(r.id), ((r.received_at or "")[:19], r.outcome, r.event_id or "",
+            (str(r.id), (when(r.received_at), r.outcome, r.event_id or "",
                          r.username or "", "" if r.line is None else str(r.line),
                          r.reason or r.effects))
             for r in rows

@@ -8,7 +8,7 @@ from typing import Any
 from textual.widgets import Input
 
 from badgetui.services.queries import list_progress
-from badgetui.tui.widgets.paged_table import PagedTablePane
+from badgetui.tui.widgets.paged_table import PagedTablePane, when
 
 
 def bar(done: int, total: int, width: int = 10) -> str:
@@ -26,7 +26,7 @@ class ProgressPane(PagedTablePane):
             (str(r.id), (r.username, r.template, bar(r.fulfilled_groups, r.total_groups),
                          f"{r.fulfilled_groups}/{r.total_groups}",
                          "held" if r.holds_badge else "", ", ".join(r.fulfilled),
-                         (r.updated_at or "")[:19]))
+                         when(r.updated_at)))
             for r in rows
         ]
 

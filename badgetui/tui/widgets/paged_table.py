@@ -20,6 +20,11 @@ from badgetui.tui.widgets.pane import Pane
 PAGE = 200
 
 
+def when(iso: str | None) -> str:
+    """An ISO timestamp as a table shows it: date and minutes, UTC."""
+    return (iso or "")[:16].replace("T", " ")
+
+
 class PageLoaded(Message):
     def __init__(self, rows: list[tuple[str, Sequence[Any]]], page: int, more: bool) -> None:
         super().__init__()

@@ -1,0 +1,92 @@
+"""The console shell: tabs by key, status line, palette, and never blocking during a sync."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from textual.widgets import DataTable, TabbedContent
+
+from badgetui.sandbox import Emulator
+from badgetui.services import Services
+from badgetui.settings import Settings
+from badgetui.tui.app import StatusLine, make_app
+from tests.conftest import CREDLY_ORG, credly_templates, sandbox_seed
+from tests.helpers import DEMO, config_text, course_event, jsonl, requirement, rule, template_config
+
+
+async def test_single_keys_switch_tabs(services):
+    app = make_app(services.settings, services=services)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        tabs = app.query_one(TabbedContent)
+        assert tabs.active == "templates"
+        for key, tab in (("p", "providers"), ("g", "progress"), ("b", "badges"),
+                         ("e", "events"), ("t", "templates"), ("3", "progress")):
+            await pilot.press(key)
+            await pilot.pause()
+            assert tabs.active == tab
+
+
+async def test_status_line_shows_queue_failures_and_database(services, synced, db_path):
+    synced("t1")
+    services.config.import_text(config_text(template_config("t1", [
+        requirement("demo", rule("course.course_key", DEMO))])))
+    services.intake.ingest_lines(jsonl(course_event("ann", DEMO), course_event("bob", DEMO)), "t")
+    app = make_app(services.settings, services=services)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        text = str(app.query_one(StatusLine).render())
+        assert "queue 2" in text and str(db_path) in text
+
+
+async def test_progress_and_events_tabs_show_rows(services, synced):
+    synced("t1")
+    services.config.import_text(config_text(template_config("t1", [
+        requirement("demo", rule("course.course_key", DEMO))])))
+    services.intake.ingest_lines(jsonl(course_event("ann", DEMO), course_event("bob", DEMO)), "t")
+    app = make_app(services.settings, services=services)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.press("g")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        table = app.query_one("#progress-pane").query_one(DataTable)
+        assert table.row_count == 2
+        await pilot.press("e")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.query_one("#events-pane").query_one(DataTable).row_count == 2
+
+
+async def test_key_presses_are_handled_while_a_slow_sync_runs(tmp_path, clock):
+    seed = sandbox_seed()
+    seed["credly"]["organizations"][0]["badge_templates"] = credly_templates(6000)
+    emulator = Emulator(seed, rng_seed=4)
+    emulator.set_faults({"*": {"latency_ms": 200}})
+    services = Services.open(
+        Settings(db=str(tmp_path / "slow.db"), credly_api_url="http://sandbox/credly/v1/",
+                 accredible_api_url="http://sandbox/accredible/v1/", provider_timeout=10),
+        clock=clock, transport=emulator.transport())
+    await asyncio.to_thread(lambda: None)
+    await services.accounts.add_credly(CREDLY_ORG, "sandbox-credly-key")
+    app = make_app(services.settings, services=services)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("p")
+        await pilot.pause()
+        started = time.monotonic()
+        app.query_one("#providers-pane").start_sync(None)
+        await pilot.pause(0.3)
+        tabs = app.query_one(TabbedContent)
+        for key, tab in (("t", "templates"), ("b", "badges"), ("p", "providers")):
+            await pilot.press(key)
+            await pilot.pause()
+            assert tabs.active == tab
+        switched = time.monotonic() - started
+        assert app.workers  # the sync is still running
+        assert any(w.group == "sync" and not w.is_finished for w in app.workers)
+        await app.workers.wait_for_complete()
+        total = time.monotonic() - started
+    assert switched < total
+    assert len(services.templates.list()) == 6000
+    services.close()
