@@ -51,13 +51,17 @@ WHERE j.state = 'queued' AND j.next_attempt_at <= ? AND a.paused_reason = ''
         SELECT 1 FROM delivery_job o WHERE o.badge_id = j.badge_id AND o.id <> j.id
         AND o.state = 'running')
   AND NOT (j.kind = 'issue' AND EXISTS (
-        SELECT 1 FROM delivery_job r JOIN badge rb ON rb.id = r.badge_id
-        WHERE r.kind = 'revoke' AND r.state IN ('queued', 'running')
-        AND rb.learner_id = b.learner_id AND rb.template_id = b.template_id
-        AND rb.id <> b.id))
+        SELECT 1 FROM badge rb CROSS JOIN delivery_job r
+        WHERE rb.learner_id = b.learner_id AND +rb.template_id = b.template_id
+        AND rb.id <> b.id AND r.badge_id = rb.id
+        AND r.kind = 'revoke' AND r.state IN ('queued', 'running')))
 ORDER BY j.next_attempt_at, j.id
 LIMIT ?
 """
+# Performance: the revoke check starts from the learner's few badges (index on learner_id; the
+# unary `+` keeps SQLite off the template index, which every badge of a template shares, and
+# CROSS JOIN keeps that order) instead of scanning every queued job for each candidate. The
+# rows come in index order, so a claim that stops reading early pays only for what it read.
 
 
 @dataclass(slots=True)
@@ -161,23 +165,49 @@ class DeliveryService:
         now = self.clock()
         database = current_database()
         sql = _DUE_SQL.replace("?", database.param)
-        rows = database.execute_sql(sql, (to_db(now), limit * 4)).fetchall()
         lease = to_db(now + timedelta(seconds=self.settings.delivery_lease))
         taken: list[int] = []
         badges: set[int] = set()
-        for job_id, account_id, badge_id in rows:
-            if free.get(account_id, default_free) <= 0 or len(taken) >= limit:
-                continue
-            if badge_id in badges:
-                continue  # a badge's issue and revoke never run side by side
-            badges.add(badge_id)
-            claimed = DeliveryJob.update(
-                state="running", attempts=DeliveryJob.attempts + 1, lease_until=lease,
-                updated_at=to_db(now),
-            ).where((DeliveryJob.id == job_id) & (DeliveryJob.state == "queued")).execute()
-            if claimed:
-                taken.append(job_id)
-                free[account_id] = free.get(account_id, default_free) - 1
+        accounts = [a for (a,) in ProviderAccount.select(ProviderAccount.id).where(
+            ProviderAccount.paused_reason == "").tuples()]
+        while True:
+            # Only due jobs of unpaused accounts are read, so once every such account is full
+            # (or `limit` is reached) no further row could be taken: stop reading there rather
+            # than evaluate up to `limit * 4` candidates on every call (one per finished job).
+            room = min(limit - len(taken),
+                       sum(max(free.get(a, default_free), 0) for a in accounts))
+            if room <= 0:
+                break
+            picked: list[tuple[int, int]] = []
+            wanted = dict(free)
+            cursor = database.execute_sql(sql, (to_db(now), limit * 4))
+            try:
+                for job_id, account_id, badge_id in cursor:
+                    if wanted.get(account_id, default_free) <= 0:
+                        continue
+                    if badge_id in badges:
+                        continue  # a badge's issue and revoke never run side by side
+                    badges.add(badge_id)
+                    picked.append((job_id, account_id))
+                    wanted[account_id] = wanted.get(account_id, default_free) - 1
+                    if len(picked) >= room:
+                        break
+            finally:
+                cursor.close()
+            lost = False
+            with database.atomic():  # one commit for the batch, not one per job
+                for job_id, account_id in picked:
+                    claimed = DeliveryJob.update(
+                        state="running", attempts=DeliveryJob.attempts + 1, lease_until=lease,
+                        updated_at=to_db(now),
+                    ).where((DeliveryJob.id == job_id) & (DeliveryJob.state == "queued")).execute()
+                    if claimed:
+                        taken.append(job_id)
+                        free[account_id] = free.get(account_id, default_free) - 1
+                    else:
+                        lost = True  # another worker took it: look further, as before
+            if not lost:
+                break
         return self._load(taken)
 
     def _load(self, ids: list[int]) -> list[_Job]:

@@ -88,8 +88,12 @@ class BadgeApp(App[None]):
         self.set_interval(3.0, self.load_status)
 
     # -- tabs and actions ----------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # On the editor and other pushed screens the tab keys are hidden: escape goes back.
+        return not (action == "show_tab" and len(self.screen_stack) > 1)
+
     def action_show_tab(self, tab: str) -> None:
-        if not isinstance(self.screen, Screen) or self.screen is not self.screen_stack[0]:
+        while len(self.screen_stack) > 1:
             self.pop_screen()
         self.query_one(TabbedContent).active = tab
         pane = self.query_one(f"#{tab}-pane")
