@@ -84,6 +84,7 @@ class BadgeApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.call_after_refresh(self._initial_focus)
         self.load_status()
         self.set_interval(3.0, self.load_status)
 
@@ -103,6 +104,13 @@ class BadgeApp(App[None]):
             if found:
                 found.first().focus()
                 break
+
+    def _initial_focus(self) -> None:
+        """Start on the templates table, so its keys (space, enter) work at once."""
+        if self.focused is None and len(self.screen_stack) == 1:
+            tables = self.query_one("#templates-pane").query("DataTable")
+            if tables:
+                tables.first().focus()
 
     def action_refresh(self) -> None:
         self.broadcast_change("refresh")
