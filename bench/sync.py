@@ -1,0 +1,136 @@
+"""Sync benchmark: 10,000 Credly templates at 20 ms per request (target: <= 2 s).
+
+One Credly organization with 10,000 active templates (200 pages of 50, the client's page size),
+every template-list request delayed 20 ms, served over real loopback HTTP by the built-in emulator
+(`start_in_thread`). Times `services.sync.sync(account)` (fetch + plan + apply into a SQLite
+file), then a second sync where everything is unchanged. `--asgi` also times the same work
+in process through the emulator's httpx ASGI transport.
+
+    python bench/sync.py [--templates 10000] [--latency-ms 20] [--asgi]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from badgetui.sandbox import Emulator
+from badgetui.sandbox.server import start_in_thread
+from badgetui.services import Services
+from badgetui.settings import Settings
+from badgetui.store.models import Template
+
+ORG = "5f0c3a6e-7d1b-4c2a-9e4f-1a2b3c4d5e6f"
+KEY = "bench-credly-key"
+
+
+def seed(templates: int) -> dict[str, Any]:
+    return {
+        "credly": {"organizations": [{
+            "id": ORG, "name": "Bench Academy", "api_key": KEY,
+            "badge_templates": [
+                {"id": f"00000000-0000-4000-8000-{n:012d}", "name": f"Badge {n}",
+                 "state": "active", "description": f"Badge number {n}",
+                 "image_url": f"https://images.example.org/{n}.png"}
+                for n in range(1, templates + 1)
+            ],
+        }]},
+        "accredible": {"accounts": []},
+    }
+
+
+async def measure(label: str, services: Services, emulator: Emulator) -> dict[str, Any]:
+    account = await services.accounts.add_credly(ORG, KEY)
+    pages: list[int] = []
+    fetched: list[float] = []
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage == "pages":
+            pages.append(total)
+            if done == total:
+                fetched.append(time.perf_counter())
+
+    before = emulator.counters().get("credly.templates.list", {}).get("requests", 0)
+    started = time.perf_counter()
+    [first] = await services.sync.sync(account.id, on_progress=progress)
+    first_s = time.perf_counter() - started
+    fetch_s = fetched[-1] - started if fetched else first_s
+    requests = emulator.counters()["credly.templates.list"]["requests"] - before
+    created = Template.select().where(Template.account == account.id).count()
+    started = time.perf_counter()
+    [second] = await services.sync.sync(account.id)
+    second_s = time.perf_counter() - started
+    if first.error or second.error:
+        raise SystemExit(f"{label}: sync failed: {first.error or second.error}")
+    return {
+        "label": label, "first_s": first_s, "fetch_s": fetch_s, "second_s": second_s,
+        "requests": requests,
+        "pages": pages[-1] if pages else 0, "created": created,
+        "planned_new": len(first.plan.create), "unchanged": second.plan.unchanged,
+        "max_in_flight": emulator.counters()["credly.templates.list"]["max_in_flight"],
+    }
+
+
+def run(label: str, work: Path, args: argparse.Namespace,
+        connect: Callable[[Emulator], tuple[str, Any, Callable[[], None]]]) -> dict[str, Any]:
+    emulator = Emulator(seed(args.templates), rng_seed=0)
+    emulator.set_faults({"credly.templates.list": {"latency_ms": args.latency_ms}})
+    base, transport, stop = connect(emulator)
+    try:
+        services = Services.open(
+            Settings(db=str(work / f"{label}.db"), credly_api_url=f"{base}/credly/v1/",
+                     accredible_api_url=f"{base}/accredible/v1/"),
+            transport=transport,
+        )
+        try:
+            return asyncio.run(measure(label, services, emulator))
+        finally:
+            services.close()
+    finally:
+        stop()
+
+
+def loopback(emulator: Emulator) -> tuple[str, Any, Callable[[], None]]:
+    base, stop = start_in_thread(emulator)
+    return base, None, stop
+
+
+def in_process(emulator: Emulator) -> tuple[str, Any, Callable[[], None]]:
+    return "http://sandbox", emulator.transport(), lambda: None
+
+
+def line(r: dict[str, Any]) -> str:
+    return (f"{r['label']}: sync {r['first_s']:.2f} s (pages fetched after {r['fetch_s']:.2f} s, "
+            f"plan + apply {r['first_s'] - r['fetch_s']:.2f} s; {r['pages']} pages, "
+            f"{r['requests']} list requests, max {r['max_in_flight']} in flight), "
+            f"{r['created']} templates created; second sync (all unchanged: {r['unchanged']}) "
+            f"{r['second_s']:.2f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--templates", type=int, default=10_000)
+    parser.add_argument("--latency-ms", type=int, default=20)
+    parser.add_argument("--asgi", action="store_true",
+                        help="also time the in-process ASGI transport")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="badgetui-bench-sync-"))
+    if args.asgi:
+        print(line(run("asgi", work, args, in_process)))
+    result = run("loopback", work, args, loopback)
+    ok = result["first_s"] <= 2.0 and result["created"] == args.templates
+    verdict = f"target <= 2 s: {'met' if ok else 'MISSED'}"
+    print(f"{line(result)}  [{verdict}]")
+
+
+if __name__ == "__main__":
+    main()
