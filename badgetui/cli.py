@@ -454,6 +454,12 @@ def cmd_badges_why(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from badgetui.demo import run_demo
+
+    return run_demo()
+
+
 def cmd_tui(args: argparse.Namespace) -> int:
     from badgetui.settings import load_settings
     from badgetui.tui.app import make_app
@@ -484,6 +490,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"badgetui {__version__}")
     parser.set_defaults(handler=cmd_tui)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="the console on a fresh database with the emulator and "
+                                    "simulated learners")
+    p.set_defaults(handler=cmd_demo)
 
     events = sub.add_parser("events", help="event intake").add_subparsers(
         dest="events_command", metavar="ACTION", required=True)

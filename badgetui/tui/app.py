@@ -63,6 +63,8 @@ class BadgeApp(App[None]):
         super().__init__()
         self.services = services
         self.settings = settings
+        #: Seconds between refreshes of the live panes (the demo sets it; None: on demand).
+        self.live_refresh: float | None = None
 
     def compose(self) -> ComposeResult:
         from badgetui.tui.screens.badges import BadgesPane
@@ -87,6 +89,13 @@ class BadgeApp(App[None]):
         self.call_after_refresh(self._initial_focus)
         self.load_status()
         self.set_interval(3.0, self.load_status)
+        if self.live_refresh:
+            self.set_interval(self.live_refresh, self._live_tick)
+
+    def _live_tick(self) -> None:
+        """Refresh the panes that follow incoming events (progress, badges, events)."""
+        for tab in ("progress", "badges", "events"):
+            self.query_one(f"#{tab}-pane").post_message(DataChanged("live"))
 
     # -- tabs and actions ----------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
