@@ -138,7 +138,8 @@ class BadgeApp(App[None]):
 
     @on(StatusLoaded)
     def _status(self, message: StatusLoaded) -> None:
-        self.query_one(StatusLine).show(message.status)
+        for line in self.query(StatusLine):  # none while the app shuts down
+            line.show(message.status)
 
     @on(OpenTemplate)
     def _open_template(self, message: OpenTemplate) -> None:

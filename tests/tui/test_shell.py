@@ -61,7 +61,7 @@ async def test_progress_and_events_tabs_show_rows(services, synced):
 
 async def test_key_presses_are_handled_while_a_slow_sync_runs(tmp_path, clock):
     seed = sandbox_seed()
-    seed["credly"]["organizations"][0]["badge_templates"] = credly_templates(6000)
+    seed["credly"]["organizations"][0]["badge_templates"] = credly_templates(20000)
     emulator = Emulator(seed, rng_seed=4)
     emulator.set_faults({"*": {"latency_ms": 200}})
     services = Services.open(
@@ -83,10 +83,56 @@ async def test_key_presses_are_handled_while_a_slow_sync_runs(tmp_path, clock):
             await pilot.pause()
             assert tabs.active == tab
         switched = time.monotonic() - started
-        assert app.workers  # the sync is still running
         assert any(w.group == "sync" and not w.is_finished for w in app.workers)
         await app.workers.wait_for_complete()
         total = time.monotonic() - started
     assert switched < total
-    assert len(services.templates.list()) == 6000
+    assert len(services.templates.list()) == 20000
     services.close()
+
+
+async def test_palette_opens_a_template_by_name_and_jumps_to_a_learner(services, synced):
+    from badgetui.tui.screens.template import TemplateScreen
+
+    synced("t1")
+    services.config.import_text(config_text(template_config("t1", [
+        requirement("demo", rule("course.course_key", DEMO))])))
+    services.intake.ingest_lines(jsonl(course_event("ann", DEMO), course_event("bob", DEMO)), "t")
+    app = make_app(services.settings, services=services)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.3)
+        await pilot.press(*"Template t1")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert isinstance(app.screen, TemplateScreen)
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.3)
+        await pilot.press(*"bob")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.query_one(TabbedContent).active == "progress"
+        table = app.query_one("#progress-pane").query_one(DataTable)
+        assert table.row_count == 1
+
+
+async def test_light_and_dark_themes_render(services, synced):
+    synced("t1")
+    app = make_app(services.settings, services=services)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        shots = {}
+        for theme in ("textual-light", "textual-dark"):
+            app.theme = theme
+            await pilot.pause()
+            shots[theme] = app.export_screenshot().replace("&#160;", " ")
+            assert "Template t1" in shots[theme]
+        assert shots["textual-light"] != shots["textual-dark"]
