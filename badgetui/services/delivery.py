@@ -174,11 +174,14 @@ class DeliveryService:
         self.rng = rng or random.Random()
 
     # -- queue management ----------------------------------------------------------------
-    def retry_failed(self) -> int:
-        """Put failed jobs back in the queue (the operator's "retry")."""
+    def retry_failed(self, badge_id: int | None = None) -> int:
+        """Put failed jobs (of one badge, or all) back in the queue (the operator's "retry")."""
         now = to_db(self.clock())
+        where = DeliveryJob.state == "failed"
+        if badge_id is not None:
+            where &= DeliveryJob.badge == badge_id
         return DeliveryJob.update(state="queued", next_attempt_at=now, updated_at=now).where(
-            DeliveryJob.state == "failed").execute()
+            where).execute()
 
     def recover_leases(self) -> int:
         """Jobs left running by a worker that died go back to the queue."""
