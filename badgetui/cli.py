@@ -44,17 +44,21 @@ def _table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
         print(line.rstrip())
 
 
-def _services(args: argparse.Namespace) -> Any:
-    from badgetui.services import Services
+def _settings() -> Any:
     from badgetui.settings import load_settings
 
     try:
-        settings = load_settings()
+        return load_settings()
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in err["loc"])
         raise CliError(f"bad setting {where}: {err['msg']}") from None
-    return Services.open(settings)
+
+
+def _services(args: argparse.Namespace) -> Any:
+    from badgetui.services import Services
+
+    return Services.open(_settings())
 
 
 def _template_id(services: Any, ref: str | None) -> int | None:
@@ -430,27 +434,14 @@ def cmd_badges_list(args: argparse.Namespace) -> int:
 
 
 def cmd_badges_why(args: argparse.Namespace) -> int:
-    from badgetui.services.queries import why
+    from badgetui.services.queries import why, why_lines
 
     _services(args)
     data = why(args.badge_id)
     if args.json:
         _print_json(data)
-        return 0
-    badge = data["badge"]
-    print(f"badge {badge['id']} ({badge['uuid']}): {badge['template']} for {badge['username']}, "
-          f"{badge['status']}")
-    awarded = data.get("awarded") or {}
-    print(f"awarded {badge['awarded_at']} by event {awarded.get('event_id')}:")
-    for req in awarded.get("requirements", []):
-        rules = " and ".join(req["rules"]) or "no rules (any event of its type)"
-        print(f"  group {req['group']} requirement {req['id']!r}: {rules}")
-        print(f"    fulfilled by event {req['event_id']} at {req['event_time']}")
-    revoked = data.get("revoked")
-    if revoked:
-        rules = " and ".join(revoked["rules"]) or "no rules"
-        print(f"revoked {badge['revoked_at']} by event {revoked['event_id']}: penalty "
-              f"{revoked['penalty']!r} ({rules}) reset {', '.join(revoked['reset'])}")
+    else:
+        print("\n".join(why_lines(data)))
     return 0
 
 
@@ -461,15 +452,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
-    from badgetui.settings import load_settings
     from badgetui.tui.app import make_app
 
-    try:
-        settings = load_settings()
-    except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        raise CliError(f"bad setting {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
-    make_app(settings).run()
+    make_app(_settings()).run()
     return 0
 
 

@@ -34,7 +34,9 @@ def _rule(path: str, value: str, op: str = "eq") -> dict[str, str]:
     return {"path": path, "op": op, "value": value}
 
 
-def demo_config(credly_ids: list[str], accredible_ids: list[str]) -> dict[str, Any]:
+def demo_config(
+    credly_ids: list[str], accredible_ids: list[str], accredible_account: str
+) -> dict[str, Any]:
     """Each Credly template asks for its course (or its CCX) and forgives nothing: failing the
     course again is a penalty. One needs two courses (groups A and B)."""
     templates = []
@@ -66,15 +68,12 @@ def demo_config(credly_ids: list[str], accredible_ids: list[str]) -> dict[str, A
     for external_id in accredible_ids[:1]:
         templates.append({
             "provider": "accredible", "external_id": external_id, "active": True,
-            "account": None,
+            "account": accredible_account,
             "requirements": [{"id": "any", "event_type": COURSE_PASSING, "group": "A",
                               "description": "Pass any course",
                               "rules": [_rule("is_passing", "true")]}],
             "penalties": [],
         })
-    for item in templates:
-        if item.get("account") is None:
-            item.pop("account", None)
     return {"version": 1, "templates": templates}
 
 
@@ -139,9 +138,7 @@ def prepare(work: Path) -> tuple[Services, Settings, Any]:
     asyncio.run(setup())
     credly_ids = [t["id"] for t in org["badge_templates"] if t.get("state") == "active"]
     accredible_ids = [str(g["id"]) for g in account["groups"]]
-    config = demo_config(credly_ids, accredible_ids)
-    if accredible_ids:
-        config["templates"][-1]["account"] = account["name"]
+    config = demo_config(credly_ids, accredible_ids, account["name"])
     services.config.import_text(json.dumps(config))
     return services, settings, stop_emulator
 

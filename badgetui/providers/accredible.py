@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date
-from types import TracebackType
 from typing import Any
 from urllib.parse import urljoin
 
@@ -20,6 +19,7 @@ from badgetui.providers.http import (
     Api,
     OnPage,
     Page,
+    ProviderClient,
     Sleep,
     as_dict,
     build_client,
@@ -100,7 +100,7 @@ def v2_base(base_url: str) -> str:
     return base[: -len("v1/")] + "v2/" if base.endswith("v1/") else urljoin(base, "../v2/")
 
 
-class AccredibleClient:
+class AccredibleClient(ProviderClient):
     """Calls for one Accredible account; use `async with` or call `aclose()`."""
 
     def __init__(
@@ -130,20 +130,6 @@ class AccredibleClient:
 
     def __repr__(self) -> str:
         return f"AccredibleClient({self.base_url!r}, key={self._key_hint!r})"
-
-    async def __aenter__(self) -> AccredibleClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._api.aclose()
 
     # -- helpers -------------------------------------------------------------------------
     def _field(self, body: Any, key: str) -> Any:

@@ -10,7 +10,6 @@ import base64
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
@@ -20,6 +19,7 @@ from badgetui.providers.http import (
     Api,
     OnPage,
     Page,
+    ProviderClient,
     Sleep,
     as_dict,
     build_client,
@@ -83,7 +83,7 @@ def _seg(value: str) -> str:
     return quote(str(value), safe="")
 
 
-class CredlyClient:
+class CredlyClient(ProviderClient):
     """Calls for one Credly organization; use `async with` or call `aclose()`."""
 
     def __init__(
@@ -116,20 +116,6 @@ class CredlyClient:
     def __repr__(self) -> str:
         return (f"CredlyClient({self.base_url!r}, organization={self.organization_id!r}, "
                 f"token={self._token_hint!r})")
-
-    async def __aenter__(self) -> CredlyClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._api.aclose()
 
     # -- helpers -------------------------------------------------------------------------
     def _data(self, body: Any) -> Any:

@@ -18,10 +18,12 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Generic, Protocol, TypeVar
+from types import TracebackType
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 import httpx
 
+from badgetui.domain.secrets import mask
 from badgetui.providers.errors import (
     AuthError,
     DuplicateError,
@@ -42,13 +44,6 @@ MAX_HONOURED_WAIT = 60.0
 MAX_FOLLOWED_PAGES = 10_000
 MESSAGE_LIMIT = 200
 USER_AGENT = "badgetui (+https://github.com/openedx)"
-
-
-def mask(secret: str | None) -> str:
-    """A key as it may be shown anywhere: its last 4 characters only."""
-    if not secret:
-        return ""
-    return "…" + secret[-4:] if len(secret) > 4 else "…" + "*" * len(secret)
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
@@ -307,6 +302,26 @@ class Api:
                               not_found=not_found),
             f"{method} {url}",
         )
+
+
+class ProviderClient:
+    """What both clients share: an `Api` to talk through, `async with` and `aclose()`."""
+
+    _api: Api
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._api.aclose()
 
 
 @dataclass(frozen=True, slots=True)

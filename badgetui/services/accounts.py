@@ -13,10 +13,11 @@ from typing import Any
 import httpx
 from peewee import Case, fn
 
+from badgetui.domain.secrets import mask
 from badgetui.providers.accredible import AccredibleClient
 from badgetui.providers.credly import CredlyClient
 from badgetui.providers.errors import AuthError, PermanentError, ProviderError, RetryableError
-from badgetui.services.common import Clock, ServiceError, from_db, mask, to_db
+from badgetui.services.common import Clock, ServiceError, from_db, to_db
 from badgetui.services.templates import AccountView, TemplateService, _account_view, audit
 from badgetui.settings import Settings
 from badgetui.store.models import Badge, ProviderAccount, Template
@@ -71,7 +72,7 @@ class KeyStatus:
     warning: str
 
 
-def _failure(provider: str, target: str, key: str, exc: ProviderError) -> ServiceError:
+def provider_failure(provider: str, target: str, key: str, exc: ProviderError) -> ServiceError:
     """One line a user can act on; the key appears only as its last 4 characters."""
     if isinstance(exc, AuthError):
         return ServiceError(f"{provider} refused the API key {mask(key)} for {target}: "
@@ -103,7 +104,7 @@ class AccountService:
                 except ProviderError:
                     tokens = []
         except ProviderError as exc:
-            raise _failure("Credly", target, api_key, exc) from None
+            raise provider_failure("Credly", target, api_key, exc) from None
         for token in tokens:
             if token.get("token") == api_key and token.get("created_at"):
                 created_at = datetime.fromisoformat(str(token["created_at"]).replace("Z", "+00:00"))
@@ -114,7 +115,7 @@ class AccountService:
             async with self.connections.accredible(api_key) as client:
                 await client.issuer()
         except ProviderError as exc:
-            raise _failure("Accredible", f"configuration {name!r}", api_key, exc) from None
+            raise provider_failure("Accredible", f"configuration {name!r}", api_key, exc) from None
 
     async def add_credly(self, organization_id: str, api_key: str) -> AccountView:
         """Fetch the organization (its name) and the key's creation date, then store it."""

@@ -50,13 +50,6 @@ def iso(moment: datetime | str | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def mask(secret: str | None) -> str:
-    """A key as it may be shown anywhere: its last 4 characters only."""
-    if not secret:
-        return ""
-    return "…" + secret[-4:] if len(secret) > 4 else "…" + "*" * len(secret)
-
-
 def current_database() -> Database:
     return db.obj
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from badgetui.domain.secrets import mask
 from badgetui.providers.accredible import AccredibleClient, AccredibleCredential
 from badgetui.providers.credly import CredlyBadge, CredlyClient
 from badgetui.providers.errors import (
@@ -31,7 +32,7 @@ from badgetui.providers.errors import (
     RetryableError,
 )
 from badgetui.services.accounts import Connections
-from badgetui.services.common import Clock, current_database, from_db, mask, to_db
+from badgetui.services.common import Clock, current_database, from_db, to_db
 from badgetui.settings import Settings
 from badgetui.store.models import Badge, DeliveryJob, ProviderAccount
 

@@ -186,11 +186,15 @@ class Processor:
         for slot, event, (reqs, pens) in zip(slots, fresh, matches, strict=True):
             learner_id = learners[event.username or ""]
             effects: list[str] = []
+            before = len(outbox)
             self._fulfil(event, learner_id, reqs, states, effects, touched, outbox, now)
             self._penalise(event, learner_id, pens, states, effects, touched, outbox, now)
             result.counts["processed"] += 1
-            result.awarded += sum(1 for e in effects if " awarded " in e)
-            result.revoked += sum(1 for e in effects if " revoked " in e)
+            for event_type, _, _ in outbox[before:]:
+                if event_type == BADGE_AWARDED:
+                    result.awarded += 1
+                else:
+                    result.revoked += 1
             records[slot] = self._record(event, "processed", "", source, now, claim=True,
                                          effects="; ".join(effects))
 

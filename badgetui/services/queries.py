@@ -198,6 +198,29 @@ def why(ref: str | int) -> dict[str, Any]:
     return {"badge": view.as_dict(), **evidence}
 
 
+def why_lines(data: dict[str, Any]) -> list[str]:
+    """`why` as plain lines, for the CLI and the console alike."""
+    badge = data["badge"]
+    awarded = data.get("awarded") or {}
+    lines = [
+        f"badge {badge['id']} ({badge['uuid']}): {badge['template']} for {badge['username']}, "
+        f"{badge['status']}, provider state {badge['provider_state']}",
+        f"awarded {badge['awarded_at']} by event {awarded.get('event_id')}:",
+    ]
+    for req in awarded.get("requirements", []):
+        rules = " and ".join(req["rules"]) or "no rules (any event of its type)"
+        lines.append(f"  group {req['group']} requirement {req['id']!r}: {rules}")
+        lines.append(f"    fulfilled by event {req['event_id']} at {req['event_time']}")
+    revoked = data.get("revoked")
+    if revoked:
+        rules = " and ".join(revoked["rules"]) or "no rules"
+        lines.append(f"revoked {badge['revoked_at']} by event {revoked['event_id']}: penalty "
+                     f"{revoked['penalty']!r} ({rules}) reset {', '.join(revoked['reset'])}")
+    if badge.get("last_error"):
+        lines.append(f"last error: {badge['last_error']}")
+    return lines
+
+
 def delivery_counts() -> dict[str, int]:
     """Delivery jobs by state."""
     from peewee import fn

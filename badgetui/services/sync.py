@@ -17,7 +17,7 @@ from badgetui.domain.config import BadgeConfig, TemplateConfig
 from badgetui.providers.accredible import AccredibleClient
 from badgetui.providers.credly import CredlyClient
 from badgetui.providers.errors import ProviderError
-from badgetui.services.accounts import AccountService, Connections, _failure
+from badgetui.services.accounts import AccountService, Connections, provider_failure
 from badgetui.services.common import (
     Clock,
     NotFound,
@@ -148,7 +148,8 @@ class SyncService:
         except ProviderError as exc:
             what = (f"organization {account.identifier}" if account.provider == "credly"
                     else f"configuration {account.name!r}")
-            raise _failure(account.provider.capitalize(), what, account.api_key, exc) from None
+            provider = account.provider.capitalize()
+            raise provider_failure(provider, what, account.api_key, exc) from None
 
     async def _design_images(
         self,

@@ -9,6 +9,7 @@ from typing import Any
 
 from peewee import JOIN, fn
 
+from badgetui.domain.secrets import mask
 from badgetui.services.common import (
     Clock,
     NotFound,
@@ -17,7 +18,6 @@ from badgetui.services.common import (
     executemany,
     insert_rows,
     iso,
-    mask,
     to_db,
 )
 from badgetui.store.models import (
@@ -239,9 +239,8 @@ class TemplateService:
             )
         return [
             TemplateView(
-                t.id, t.provider, t.account_id, t.account_name if hasattr(t, "account_name")
-                else t.account.name, t.external_id, t.name, t.state, t.is_active, t.stale,
-                t.deleted, t.req_count, t.awarded_count,
+                t.id, t.provider, t.account_id, t.account_name, t.external_id, t.name, t.state,
+                t.is_active, t.stale, t.deleted, t.req_count, t.awarded_count,
             )
             for t in query.objects()
         ]

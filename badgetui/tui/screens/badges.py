@@ -14,7 +14,7 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
-from badgetui.services.queries import list_badges, why
+from badgetui.services.queries import list_badges, why, why_lines
 from badgetui.tui.widgets.paged_table import PagedTablePane, when
 
 
@@ -30,29 +30,6 @@ class RetryDone(Message):
         self.count = count
 
 
-def why_text(data: dict[str, Any]) -> str:
-    """The requirements, rules and events behind a badge, as plain lines (no markup: values
-    such as course keys may hold brackets)."""
-    badge = data["badge"]
-    lines = [f"{badge['template']} for {badge['username']}: {badge['status']}, "
-             f"provider state {badge['provider_state']}"]
-    awarded = data.get("awarded") or {}
-    lines.append(f"awarded {when(badge['awarded_at'])} by event {awarded.get('event_id')}")
-    for req in awarded.get("requirements", []):
-        rules = " and ".join(req["rules"]) or "no rules (any event of its type)"
-        lines.append(f"  group {req['group']} · {req['id']}: {rules}")
-        lines.append(f"      fulfilled by event {req['event_id']} at {when(req['event_time'])}")
-    revoked = data.get("revoked")
-    if revoked:
-        rules = " and ".join(revoked["rules"]) or "no rules"
-        reset = ", ".join(revoked["reset"])
-        lines.append(f"revoked {when(badge['revoked_at'])} by event {revoked['event_id']}: "
-                     f"penalty {revoked['penalty']!r} ({rules}) reset {reset}")
-    if badge.get("last_error"):
-        lines.append(f"last error: {badge['last_error']}")
-    return "\n".join(lines)
-
-
 class WhyScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q", "dismiss", "Close", id="why.close")]
 
@@ -63,7 +40,7 @@ class WhyScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog"):
             yield Static("Why this badge", classes="title")
-            yield Static(why_text(self.data), id="why", markup=False)
+            yield Static("\n".join(why_lines(self.data)), id="why", markup=False)
 
     def action_dismiss(self, result: None = None) -> None:
         self.dismiss(result)
