@@ -13,6 +13,7 @@ import httpx
 from peewee import Database
 
 from badgetui.services.accounts import AccountService, Connections
+from badgetui.services.badge_actions import BadgeActions
 from badgetui.services.common import Clock, utc_now
 from badgetui.services.config_io import ConfigService
 from badgetui.services.delivery import DeliveryService
@@ -51,6 +52,7 @@ class Services:
     delivery: DeliveryService
     webhooks: WebhookService
     editor: EditorService
+    badges: BadgeActions
 
     @classmethod
     def open(
@@ -80,6 +82,7 @@ class Services:
             delivery=DeliveryService(clock, connections, settings),
             webhooks=WebhookService(clock, connections),
             editor=EditorService(clock, config, sandbox=settings.use_sandbox),
+            badges=BadgeActions(clock),
         )
 
     def status(self) -> dict[str, object]:

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from peewee import JOIN
+from peewee import JOIN, SQL, fn
 
 from badgetui.services.common import NotFound, iso
 from badgetui.store.models import (
@@ -22,6 +22,13 @@ from badgetui.store.models import (
 )
 
 DEFAULT_LIMIT = 1000
+
+#: Counts stop here: "100,000+" is as useful to a reader as the exact figure, and far cheaper.
+COUNT_CAP = 100_000
+
+#: A learner prefix matching more learners than this is filtered while scanning in id order
+#: (matches are dense); fewer are looked up by id through the learner index.
+_SPARSE_LEARNERS = 1000
 
 
 @dataclass(slots=True)
@@ -88,26 +95,76 @@ def _learner_filter(query: Any, learner: str | None) -> Any:
     return query
 
 
-def list_progress(
-    *,
-    template: int | None = None,
-    learner: str | None = None,
-    complete: bool | None = None,
-    limit: int = DEFAULT_LIMIT,
-    offset: int = 0,
-) -> list[ProgressView]:
-    query = (
-        Progress.select(Progress, Learner.username, Template.name)
-        .join(Learner)
-        .switch(Progress)
-        .join(Template)
-        .order_by(Progress.id)
+def _prefix_range(prefix: str) -> tuple[str, str]:
+    """Usernames starting with `prefix` are those in [prefix, prefix + U+10FFFF)."""
+    return prefix, prefix + "\U0010ffff"
+
+
+def _learners_by_prefix(prefix: str) -> list[tuple[int, str]] | None:
+    """The learners a prefix names, or None when they are too many to look up one by one."""
+    low, high = _prefix_range(prefix)
+    rows = list(
+        Learner.select(Learner.id, Learner.username)
+        .where((Learner.username >= low) & (Learner.username < high))
+        .order_by(Learner.username)
+        .limit(_SPARSE_LEARNERS + 1)
+        .tuples()
     )
+    return None if len(rows) > _SPARSE_LEARNERS else rows
+
+
+def _by_learner_prefix(query: Any, prefix: str, learner_field: Any, by_name: bool = False) -> Any:
+    """Narrow `query` to learners whose username starts with `prefix`, in whichever way the
+    index serves best (a few learners: by key; many: a range check while scanning)."""
+    found = _learners_by_prefix(prefix)
+    if found is not None:
+        keys = [name if by_name else lid for lid, name in found]
+        return query.where(learner_field.in_(keys)) if keys else query.where(False)
+    # `|| ''` keeps the database off the username index: matches are dense, so reading in the
+    # query's own order and checking each row stops soonest.
+    name = (learner_field if by_name else Learner.username).concat("")
+    low, high = _prefix_range(prefix)
+    return query.where((name >= low) & (name < high))
+
+
+def capped_count(query: Any, cap: int = COUNT_CAP) -> int:
+    """Rows of `query`, counted up to `cap` (+1, so callers can show "cap+")."""
+    inner = query.select(SQL("1")).order_by().limit(cap + 1).offset(None)
+    return int(inner.model.select(fn.COUNT(SQL("*"))).from_(inner.alias("c")).scalar() or 0)
+
+
+def _progress_query(
+    template: int | None, learner: str | None, learner_prefix: str | None,
+    complete: bool | None,
+) -> Any:
+    query = Progress.select().join(Learner).switch(Progress)
     if template is not None:
         query = query.where(Progress.template == template)
     if complete is not None:
         query = query.where(Progress.complete == complete)
-    query = _learner_filter(query, learner).limit(limit).offset(offset)
+    if learner_prefix:
+        query = _by_learner_prefix(query, learner_prefix, Progress.learner)
+    return _learner_filter(query, learner)
+
+
+def list_progress(
+    *,
+    template: int | None = None,
+    learner: str | None = None,
+    learner_prefix: str | None = None,
+    complete: bool | None = None,
+    limit: int = DEFAULT_LIMIT,
+    offset: int = 0,
+) -> list[ProgressView]:
+    """Progress rows in a stable order (by id), so live updates change rows in place."""
+    query = _progress_query(template, learner, learner_prefix, complete)
+    query = (
+        query.select(Progress, Learner.username, Template.name)
+        .join(Template, on=(Progress.template == Template.id))
+        .order_by(Progress.id)
+        .limit(limit)
+        .offset(offset)
+    )
     rows = list(query.objects())
     groups = _group_totals({r.template_id for r in rows})
     fulfilled: dict[int, list[str]] = {}
@@ -128,6 +185,63 @@ def list_progress(
         )
         for r in rows
     ]
+
+
+def count_progress(
+    *,
+    template: int | None = None,
+    learner: str | None = None,
+    learner_prefix: str | None = None,
+    complete: bool | None = None,
+) -> int:
+    return capped_count(_progress_query(template, learner, learner_prefix, complete))
+
+
+def progress_detail(progress_id: int) -> dict[str, Any]:
+    """One learner's progress on one template: every requirement, with the event that
+    fulfilled it (and what that event did), and the badge held."""
+    row = (
+        Progress.select(Progress, Learner.username, Template.name)
+        .join(Learner).switch(Progress).join(Template)
+        .where(Progress.id == progress_id).objects().first()
+    )
+    if row is None:
+        raise NotFound(f"no progress {progress_id}")
+    done = {
+        f.requirement_id: f
+        for f in Fulfillment.select().where(Fulfillment.progress == progress_id)
+    }
+    events = {
+        r.ref_id: r
+        for r in IntakeRecord.select(IntakeRecord.ref_id, IntakeRecord.source,
+                                     IntakeRecord.line, IntakeRecord.effects)
+        .where(IntakeRecord.event_id.in_([f.event_id for f in done.values()]))
+    } if done else {}
+    requirements = []
+    for req in Requirement.select().where(Requirement.template == row.template_id).order_by(
+        Requirement.group, Requirement.position, Requirement.id
+    ):
+        f = done.get(req.id)
+        record = events.get(f.event_id) if f else None
+        requirements.append({
+            "id": req.id, "key": req.key, "group": req.group, "event_type": req.event_type,
+            "description": req.description,
+            "fulfilled": None if f is None else {
+                "event_id": f.event_id, "event_time": iso(f.event_time),
+                "fulfilled_at": iso(f.fulfilled_at),
+                "source": record.source if record else "",
+                "line": record.line if record else None,
+                "effects": record.effects if record else "",
+            },
+        })
+    groups = sorted({r["group"] for r in requirements})
+    badge = get_badge(row.badge_id).as_dict() if row.badge_id else None
+    return {
+        "id": row.id, "username": row.username, "template_id": row.template_id,
+        "template": row.name, "fulfilled_groups": row.fulfilled_groups,
+        "total_groups": len(groups), "complete": bool(row.complete),
+        "updated_at": iso(row.updated_at), "requirements": requirements, "badge": badge,
+    }
 
 
 def _group_totals(template_ids: set[int]) -> dict[int, int]:
@@ -161,24 +275,54 @@ def _badge_view(b: Any) -> BadgeView:
     )
 
 
-def list_badges(
-    *,
-    status: str | None = None,
-    template: int | None = None,
-    learner: str | None = None,
-    provider_state: str | None = None,
-    limit: int = DEFAULT_LIMIT,
-    offset: int = 0,
-) -> list[BadgeView]:
-    query = _badge_query().order_by(Badge.id)
+def _badge_filters(
+    query: Any, status: str | None, template: int | None, learner: str | None,
+    learner_prefix: str | None, provider_state: str | None, failed_only: bool,
+) -> Any:
     if status:
         query = query.where(Badge.status == status)
     if template is not None:
         query = query.where(Badge.template == template)
     if provider_state:
         query = query.where(Badge.provider_state == provider_state)
-    query = _learner_filter(query, learner).limit(limit).offset(offset)
-    return [_badge_view(b) for b in query.objects()]
+    if failed_only:
+        failed_jobs = DeliveryJob.select(DeliveryJob.badge).where(DeliveryJob.state == "failed")
+        query = query.where((Badge.provider_state == "error") | Badge.id.in_(failed_jobs))
+    if learner_prefix:
+        query = _by_learner_prefix(query, learner_prefix, Badge.learner)
+    return _learner_filter(query, learner)
+
+
+def list_badges(
+    *,
+    status: str | None = None,
+    template: int | None = None,
+    learner: str | None = None,
+    learner_prefix: str | None = None,
+    provider_state: str | None = None,
+    failed_only: bool = False,
+    limit: int = DEFAULT_LIMIT,
+    offset: int = 0,
+    newest_first: bool = False,
+) -> list[BadgeView]:
+    query = _badge_query().order_by(Badge.id.desc() if newest_first else Badge.id)
+    query = _badge_filters(query, status, template, learner, learner_prefix, provider_state,
+                           failed_only)
+    return [_badge_view(b) for b in query.limit(limit).offset(offset).objects()]
+
+
+def count_badges(
+    *,
+    status: str | None = None,
+    template: int | None = None,
+    learner: str | None = None,
+    learner_prefix: str | None = None,
+    provider_state: str | None = None,
+    failed_only: bool = False,
+) -> int:
+    query = Badge.select().join(Learner).switch(Badge)
+    return capped_count(_badge_filters(query, status, template, learner, learner_prefix,
+                                       provider_state, failed_only))
 
 
 def get_badge(ref: str | int) -> BadgeView:
@@ -212,7 +356,10 @@ def why_lines(data: dict[str, Any]) -> list[str]:
         lines.append(f"  group {req['group']} requirement {req['id']!r}: {rules}")
         lines.append(f"    fulfilled by event {req['event_id']} at {req['event_time']}")
     revoked = data.get("revoked")
-    if revoked:
+    if revoked and "penalty" not in revoked:
+        lines.append(f"revoked {badge['revoked_at']} by {revoked.get('by', 'operator')}: "
+                     f"{revoked.get('reason', '')}")
+    elif revoked:
         rules = " and ".join(revoked["rules"]) or "no rules"
         lines.append(f"revoked {badge['revoked_at']} by event {revoked['event_id']}: penalty "
                      f"{revoked['penalty']!r} ({rules}) reset {', '.join(revoked['reset'])}")
@@ -236,20 +383,29 @@ def queue_depth() -> int:
     return DeliveryJob.select().where(DeliveryJob.state == "queued").count()
 
 
-def list_intake(
-    *,
-    outcome: str | None = None,
-    learner: str | None = None,
-    limit: int = DEFAULT_LIMIT,
-    offset: int = 0,
-    newest_first: bool = False,
-) -> list[IntakeView]:
-    query = IntakeRecord.select().order_by(
-        IntakeRecord.id.desc() if newest_first else IntakeRecord.id)
+def _intake_query(outcome: str | None, learner: str | None,
+                  learner_prefix: str | None) -> Any:
+    query = IntakeRecord.select()
     if outcome:
         query = query.where(IntakeRecord.outcome == outcome)
     if learner:
         query = query.where(IntakeRecord.username == learner)
+    if learner_prefix:
+        query = _by_learner_prefix(query, learner_prefix, IntakeRecord.username, by_name=True)
+    return query
+
+
+def list_intake(
+    *,
+    outcome: str | None = None,
+    learner: str | None = None,
+    learner_prefix: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+    offset: int = 0,
+    newest_first: bool = False,
+) -> list[IntakeView]:
+    query = _intake_query(outcome, learner, learner_prefix).order_by(
+        IntakeRecord.id.desc() if newest_first else IntakeRecord.id)
     return [
         IntakeView(
             r.id, r.ref_id, r.event_type, r.outcome, r.reason, r.source, r.line, r.username,
@@ -257,3 +413,20 @@ def list_intake(
         )
         for r in query.limit(limit).offset(offset)
     ]
+
+
+def count_intake(*, outcome: str | None = None, learner: str | None = None,
+                 learner_prefix: str | None = None) -> int:
+    return capped_count(_intake_query(outcome, learner, learner_prefix))
+
+
+def template_choices() -> list[tuple[str, int]]:
+    """Templates worth filtering progress and badges by: those with requirements or badges."""
+    has_reqs = Requirement.select(Requirement.id).where(Requirement.template == Template.id)
+    has_badges = Badge.select(Badge.id).where(Badge.template == Template.id)
+    query = (
+        Template.select(Template.id, Template.name, Template.provider)
+        .where(fn.EXISTS(has_reqs) | fn.EXISTS(has_badges))
+        .order_by(Template.name, Template.id)
+    )
+    return [(f"{t.name} ({t.provider})", t.id) for t in query]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from textual import on, work
@@ -17,6 +18,8 @@ from badgetui.settings import Settings
 from badgetui.tui.commands import JumpCommands
 from badgetui.tui.errors import one_line
 from badgetui.tui.messages import DataChanged, OpenTemplate, RunSync, ShowLearner, StatusLoaded
+
+LIVE_TABS = ("progress", "badges", "events")
 
 TABS = (
     ("providers", "Providers", "p"),
@@ -63,8 +66,10 @@ class BadgeApp(App[None]):
         super().__init__()
         self.services = services
         self.settings = settings
-        #: Seconds between refreshes of the live panes (the demo sets it; None: on demand).
-        self.live_refresh: float | None = None
+        #: Seconds between refreshes of the visible live pane (progress, badges, events), so
+        #: work done by other processes (a consumer, `events ingest`, delivery) shows up.
+        self.live_refresh: float | None = 2.0
+        self._stop_delivery: Callable[[], object] | None = None
 
     def compose(self) -> ComposeResult:
         from badgetui.tui.screens.badges import BadgesPane
@@ -85,6 +90,13 @@ class BadgeApp(App[None]):
         yield StatusLine(id="status")
         yield Footer()
 
+    def on_unmount(self) -> None:
+        # A delivery in flight stops at once (its jobs go back to the queue when the lease
+        # ends), so quitting never waits on a provider.
+        stop = self._stop_delivery
+        if stop is not None:
+            stop()
+
     def on_mount(self) -> None:
         self.call_after_refresh(self._initial_focus)
         self.load_status()
@@ -93,9 +105,35 @@ class BadgeApp(App[None]):
             self.set_interval(self.live_refresh, self._live_tick)
 
     def _live_tick(self) -> None:
-        """Refresh the panes that follow incoming events (progress, badges, events)."""
-        for tab in ("progress", "badges", "events"):
+        """Refresh the live pane on show (one page: cheap); hidden ones refresh when shown."""
+        if len(self.screen_stack) > 1 and not self.screen.is_modal:
+            return
+        tab = self.query_one(TabbedContent).active
+        if tab in LIVE_TABS:
             self.query_one(f"#{tab}-pane").post_message(DataChanged("live"))
+
+    @on(TabbedContent.TabActivated)
+    def _tab_shown(self, event: TabbedContent.TabActivated) -> None:
+        tab = event.pane.id
+        if tab in LIVE_TABS:
+            self.query_one(f"#{tab}-pane").post_message(DataChanged("live"))
+
+    @work(thread=True, exclusive=True, group="delivery", exit_on_error=False, name="delivery")
+    def deliver(self) -> None:
+        """Send queued issue/revoke jobs now (after a retry, revoke, re-send or ingest).
+        Leases keep this safe beside a `badgetui deliver` worker or the demo's."""
+        async def run() -> Any:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            self._stop_delivery = lambda: loop.call_soon_threadsafe(stop.set)
+            try:
+                return await self.services.delivery.run(until_idle=True, stop=stop)
+            finally:
+                self._stop_delivery = None
+
+        report = asyncio.run(run())
+        if not get_current_worker().is_cancelled and sum(report.counts.values()):
+            self.call_from_thread(self.broadcast_change, "delivery")
 
     # -- tabs and actions ----------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -171,6 +209,10 @@ class BadgeApp(App[None]):
         yield from super().get_system_commands(screen)
         yield SystemCommand("Sync all accounts", "Fetch templates and groups from every "
                             "provider account", lambda: self.post_message(RunSync(None)))
+        yield SystemCommand("Deliver now", "Send queued issue and revoke jobs to the providers",
+                            self.deliver)
+        yield SystemCommand("Ingest events file", "Process a JSON Lines file of Open edX events",
+                            self._ingest_file)
         yield SystemCommand("Import configuration", "Apply a badge configuration JSON file",
                             self._import_config)
         yield SystemCommand("Export configuration", "Write the badge configuration as JSON",
@@ -178,6 +220,11 @@ class BadgeApp(App[None]):
         for tab, label, _ in TABS:
             yield SystemCommand(f"Show {label}", f"Switch to the {label} tab",
                                 lambda tab=tab: self.action_show_tab(tab))
+
+    def _ingest_file(self) -> None:
+        from badgetui.tui.screens.events import IngestScreen
+
+        self.push_screen(IngestScreen())
 
     def _import_config(self) -> None:
         from badgetui.tui.screens.config_files import ImportConfigScreen

@@ -8,7 +8,7 @@ import time
 from textual.widgets import DataTable, TabbedContent
 
 from badgetui.sandbox import Emulator
-from badgetui.services import Services
+from badgetui.services import Services, database_label
 from badgetui.settings import Settings
 from badgetui.tui.app import StatusLine, make_app
 from tests.conftest import CREDLY_ORG, credly_templates, sandbox_seed
@@ -28,7 +28,7 @@ async def test_single_keys_switch_tabs(services):
             assert tabs.active == tab
 
 
-async def test_status_line_shows_queue_failures_and_database(services, synced, db_path):
+async def test_status_line_shows_queue_failures_and_database(services, synced, db_url):
     synced("t1")
     services.config.import_text(config_text(template_config("t1", [
         requirement("demo", rule("course.course_key", DEMO))])))
@@ -38,7 +38,7 @@ async def test_status_line_shows_queue_failures_and_database(services, synced, d
         await app.workers.wait_for_complete()
         await pilot.pause()
         text = str(app.query_one(StatusLine).render())
-        assert "queue 2" in text and str(db_path) in text
+        assert "queue 2" in text and database_label(db_url) in text
 
 
 async def test_progress_and_events_tabs_show_rows(services, synced):
@@ -59,13 +59,13 @@ async def test_progress_and_events_tabs_show_rows(services, synced):
         assert app.query_one("#events-pane").query_one(DataTable).row_count == 2
 
 
-async def test_key_presses_are_handled_while_a_slow_sync_runs(tmp_path, clock):
+async def test_key_presses_are_handled_while_a_slow_sync_runs(new_database, clock):
     seed = sandbox_seed()
     seed["credly"]["organizations"][0]["badge_templates"] = credly_templates(20000)
     emulator = Emulator(seed, rng_seed=4)
     emulator.set_faults({"*": {"latency_ms": 200}})
     services = Services.open(
-        Settings(db=str(tmp_path / "slow.db"), credly_api_url="http://sandbox/credly/v1/",
+        Settings(db=new_database("slow"), credly_api_url="http://sandbox/credly/v1/",
                  accredible_api_url="http://sandbox/accredible/v1/", provider_timeout=10),
         clock=clock, transport=emulator.transport())
     await asyncio.to_thread(lambda: None)

@@ -1,23 +1,168 @@
-"""Events: the intake log with outcomes, reasons and effects."""
+"""Events: the intake log, live, with outcomes, reasons and effects; ingest a file from here."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
-from badgetui.services.queries import list_intake
-from badgetui.tui.widgets.paged_table import PagedTablePane, when
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import ModalScreen
+from textual.widgets import Button, Checkbox, Input, ProgressBar, Select, Static
+from textual.worker import get_current_worker
+
+from badgetui.domain.events import OUTCOMES
+from badgetui.services.intake import IngestReport
+from badgetui.services.queries import count_intake, list_intake
+from badgetui.tui.errors import one_line
+from badgetui.tui.screens.form_parts import short_event
+from badgetui.tui.widgets.paged_table import Filters, PagedTablePane, Row, when
+
+OUTCOME_STYLES = {"processed": "green", "ignored": "", "dropped": "yellow",
+                  "duplicate": "dim", "rejected": "bold red"}
+
+
+def _query_args(filters: Filters) -> dict[str, Any]:
+    return {"learner_prefix": filters.get("text"), "outcome": filters.get("outcome")}
+
+
+def count_lines(path: Path) -> int:
+    """Non-blank lines: the events a file holds, for the progress bar's total."""
+    with path.open("rb") as handle:
+        return sum(1 for line in handle if line.strip())
+
+
+class IngestScreen(ModalScreen[None]):
+    """Ingest a JSON Lines file of events with a progress bar; deliver afterwards."""
+
+    BINDINGS = [Binding("escape", "close", "Close", id="ingest.close")]
+
+    class Progressed(Message):
+        def __init__(self, done: int, total: int) -> None:
+            super().__init__()
+            self.done = done
+            self.total = total
+
+    class Finished(Message):
+        def __init__(self, report: IngestReport | None, error: str = "") -> None:
+            super().__init__()
+            self.report = report
+            self.error = error
+
+    def __init__(self, path: str = "") -> None:
+        super().__init__()
+        self.path = path
+        self.running = False
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="ingest-dialog"):
+            yield Static("Ingest events", classes="title")
+            yield Input(self.path, placeholder="path to a .jsonl file of Open edX events",
+                        id="path")
+            yield Checkbox("deliver to the providers afterwards", value=True, id="deliver")
+            yield ProgressBar(id="bar", show_eta=False)
+            yield Static("", id="ingest-result", classes="message")
+            with Horizontal(classes="buttons"):
+                yield Button("Ingest", id="start", variant="primary")
+                yield Button("Close", id="close")
+
+    def on_mount(self) -> None:
+        self.query_one("#path", Input).focus()
+
+    @on(Input.Submitted, "#path")
+    @on(Button.Pressed, "#start")
+    def _start(self) -> None:
+        if self.running:
+            return
+        path = Path(self.query_one("#path", Input).value.strip()).expanduser()
+        result = self.query_one("#ingest-result", Static)
+        if not path.is_file():
+            result.set_class(True, "-error")
+            result.update(Text(f"no such file: {path}"))
+            return
+        result.set_class(False, "-error")
+        result.update(Text(f"reading {path.name} …"))
+        self.running = True
+        self.query_one("#start", Button).disabled = True
+        self.ingest(path, self.query_one("#deliver", Checkbox).value)
+
+    @work(thread=True, exclusive=True, group="ingest", exit_on_error=False)
+    def ingest(self, path: Path, deliver: bool) -> None:
+        services = self.app.services  # type: ignore[attr-defined]
+        try:
+            total = count_lines(path)
+            self.post_message(self.Progressed(0, total))
+
+            def progressed(report: IngestReport) -> None:
+                self.post_message(self.Progressed(report.total, total))
+
+            with path.open(encoding="utf-8", errors="replace") as handle:
+                report = services.intake.ingest_lines(handle, path.name,
+                                                      on_progress=progressed)
+        except Exception as exc:  # one line in the dialog, whatever went wrong
+            self.post_message(self.Finished(None, one_line(exc)))
+            return
+        if not get_current_worker().is_cancelled:
+            self.post_message(self.Finished(report))
+            if deliver:
+                self.app.call_from_thread(self.app.deliver)  # type: ignore[attr-defined]
+
+    @on(Progressed)
+    def _progressed(self, message: Progressed) -> None:
+        self.query_one(ProgressBar).update(total=max(message.total, 1), progress=message.done)
+
+    @on(Finished)
+    def _finished(self, message: Finished) -> None:
+        self.running = False
+        self.query_one("#start", Button).disabled = False
+        result = self.query_one("#ingest-result", Static)
+        if message.report is None:
+            result.set_class(True, "-error")
+            result.update(Text(message.error))
+            return
+        counts = message.report.as_dict()
+        lines = [", ".join(f"{k} {v}" for k, v in counts.items())]
+        lines += [str(p) for p in message.report.problems[:5]]
+        if message.report.problems_total > 5:
+            lines.append(f"… {message.report.problems_total - 5} more (see the Events tab)")
+        result.update(Text("\n".join(lines)))
+        self.app.broadcast_change("ingest")  # type: ignore[attr-defined]
+
+    @on(Button.Pressed, "#close")
+    def action_close(self) -> None:
+        self.dismiss(None)
 
 
 class EventsPane(PagedTablePane):
-    COLUMNS = ("Received", "Outcome", "Event", "Learner", "Line", "Reason / effects")
-    PLACEHOLDER = "learner (exact username)"
+    COLUMNS = ("Received", "Outcome", "Type", "Learner", "Event id", "Source", "Reason / effects")
+    BINDINGS = [
+        *PagedTablePane.BINDINGS,
+        Binding("i", "ingest", "Ingest file", id="events.ingest"),
+    ]
 
-    def fetch(self, text: str, limit: int, offset: int) -> list[tuple[str, Sequence[Any]]]:
-        rows = list_intake(learner=text or None, limit=limit, offset=offset, newest_first=True)
+    def compose_filters(self) -> Iterable[Any]:
+        yield Select([(o, o) for o in OUTCOMES], prompt="outcome", id="outcome")
+
+    def fetch(self, filters: Filters, limit: int, offset: int) -> list[Row]:
+        rows = list_intake(**_query_args(filters), limit=limit, offset=offset, newest_first=True)
         return [
-            (str(r.id), (when(r.received_at), r.outcome, r.event_id or "",
-                         r.username or "", "" if r.line is None else str(r.line),
-                         r.reason or r.effects))
+            (str(r.id), (
+                when(r.received_at), Text(r.outcome, style=OUTCOME_STYLES.get(r.outcome, "")),
+                short_event(r.event_type) if r.event_type else "", r.username or "",
+                r.event_id or "",
+                r.source + (f":{r.line}" if r.line is not None else ""),
+                r.reason or r.effects,
+            ))
             for r in rows
         ]
+
+    def count(self, filters: Filters) -> int | None:
+        return count_intake(**_query_args(filters))
+
+    def action_ingest(self) -> None:
+        self.app.push_screen(IngestScreen())
