@@ -65,6 +65,17 @@ def demo_config(
                            "rules": [_rule("is_passing", "false"),
                                      _rule("course.course_key", course_key(name))]}],
         })
+    if len(credly_ids) > len(COURSES):
+        # The documentation's example 4: any course except one (an `ne` rule).
+        templates.append({
+            "provider": "credly", "external_id": credly_ids[len(COURSES)], "active": True,
+            "requirements": [{
+                "id": "not-pandas", "event_type": COURSE_PASSING, "group": "A",
+                "description": "Pass any course except Pandas",
+                "rules": [_rule("is_passing", "true"),
+                          _rule("course.course_key", course_key("Pandas"), "ne")]}],
+            "penalties": [],
+        })
     for external_id in accredible_ids[:1]:
         templates.append({
             "provider": "accredible", "external_id": external_id, "active": True,
@@ -77,7 +88,10 @@ def demo_config(
     return {"version": 1, "templates": templates}
 
 
-def simulated_event(rnd: random.Random, learners: int) -> dict[str, Any]:
+def simulated_event(
+    rnd: random.Random, learners: int, now: datetime | None = None
+) -> dict[str, Any]:
+    """One learner event; the same generator state gives the same event (ids included)."""
     learner = rnd.randrange(learners)
     name = rnd.choice(COURSES)
     user = {"id": 1000 + learner, "is_active": True,
@@ -85,14 +99,15 @@ def simulated_event(rnd: random.Random, learners: int) -> dict[str, Any]:
                     "email": f"learner{learner:03d}@example.org",
                     "name": f"Learner {learner:03d}"}}
     passing = rnd.random() < 0.8
-    now = datetime.now(UTC).isoformat()
+    moment = (now or datetime.now(UTC)).isoformat()
+    event_id = str(uuid.UUID(int=rnd.getrandbits(128), version=4))
     if rnd.random() < 0.2:
-        return {"id": str(uuid.uuid4()), "event_type": CCX_COURSE_PASSING, "time": now,
+        return {"id": event_id, "event_type": CCX_COURSE_PASSING, "time": moment,
                 "data": {"course_passing_status": {
                     "is_passing": passing, "user": user,
                     "course": {"ccx_course_key": f"ccx-v1:DemoX+{name}+2026+ccx@1",
                                "master_course_key": course_key(name)}}}}
-    return {"id": str(uuid.uuid4()), "event_type": COURSE_PASSING, "time": now,
+    return {"id": event_id, "event_type": COURSE_PASSING, "time": moment,
             "data": {"course_passing_status": {
                 "is_passing": passing, "user": user,
                 "course": {"course_key": course_key(name)}}}}
@@ -117,10 +132,20 @@ class Feeder(threading.Thread):
             asyncio.run(self.services.delivery.run(until_idle=True))
 
 
+#: Enough trouble at the providers to watch retries happen: rate limits and server errors on
+#: issuing, and one issue refused outright, so the Badges pane has a failed delivery to retry.
+DEMO_FAULTS: dict[str, Any] = {
+    "*": {"latency_ms": 30},
+    "credly.issue": {"latency_ms": 60, "rate_429": 0.08, "retry_after": 1, "rate_5xx": 0.07,
+                     "statuses": [500, 503], "fail_next": [400]},
+    "accredible.credentials.create": {"latency_ms": 60, "rate_5xx": 0.1, "statuses": [502]},
+}
+
+
 def prepare(work: Path) -> tuple[Services, Settings, Any]:
     """Emulator up, accounts added and synced, templates configured; returns what to run."""
     emulator = Emulator(demo_seed(), rng_seed=7)
-    emulator.set_faults({"*": {"latency_ms": 30}})
+    emulator.set_faults(DEMO_FAULTS)
     base, stop_emulator = start_in_thread(emulator)
     settings = Settings(db=str(work / "demo.db"), credly_api_url=f"{base}/credly/v1/",
                         accredible_api_url=f"{base}/accredible/v1/", provider_timeout=5,
