@@ -137,6 +137,78 @@ def cmd_deliver(args: argparse.Namespace) -> int:
     return 1 if report.paused else 0
 
 
+def _bus(args: argparse.Namespace, services: Any, **overrides: Any) -> tuple[Any, Any, Any]:
+    """(bus config, Redis client, stop event set by SIGINT/SIGTERM) for the bus commands."""
+    import logging
+    import signal
+    import threading
+
+    from badgetui.services.bus import BusConfig, connect
+
+    try:
+        config = BusConfig.from_settings(services.settings, url=args.redis, stream=args.stream,
+                                         **overrides)
+        client = connect(config.url, block=config.block)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: object) -> None:
+        if stop.is_set():  # asked twice: do not wait for the batch in hand
+            raise KeyboardInterrupt
+        stop.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    return config, client, stop
+
+
+def cmd_events_consume(args: argparse.Namespace) -> int:
+    from badgetui.services.bus import BackgroundDelivery, BusConsumer, BusPublisher
+
+    services = _services(args)
+    config, client, stop = _bus(args, services, group=args.group, consumer=args.consumer,
+                                start=args.start)
+    publisher = None
+    if args.publish:
+        publisher = BusPublisher(client, config.stream, services.clock, maxlen=config.maxlen)
+    consumer = BusConsumer(services.intake, config, services.clock, client=client, stop=stop,
+                           publisher=publisher, drain=args.drain)
+    print(f"consuming {config.stream} as {config.group}/{config.consumer} "
+          f"(dead letters to {config.dlq_stream})", file=sys.stderr, flush=True)
+    delivery = BackgroundDelivery(services.delivery) if args.deliver else None
+    if delivery:
+        delivery.start()
+    try:
+        stats = consumer.run()
+    finally:
+        if delivery and args.drain and not stop.is_set():
+            delivery.finish(services.settings.delivery_stall)
+        elif delivery:
+            delivery.stop()
+    if args.json:
+        _print_json(stats.as_dict())
+    else:
+        print(", ".join(f"{k} {v}" for k, v in stats.as_dict().items()))
+    return 0
+
+
+def cmd_events_publish(args: argparse.Namespace) -> int:
+    from badgetui.services.bus import BusPublisher
+
+    services = _services(args)
+    config, client, stop = _bus(args, services)
+    publisher = BusPublisher(client, config.stream, services.clock, maxlen=config.maxlen)
+    count = publisher.publish_pending() if args.once else publisher.run(stop)
+    if args.json:
+        _print_json({"published": count})
+    else:
+        print(f"published {count} events to {config.stream}")
+    return 0
+
+
 def cmd_events_list(args: argparse.Namespace) -> int:
     from badgetui.services.queries import list_intake
 
@@ -401,7 +473,7 @@ def cmd_progress_list(args: argparse.Namespace) -> int:
 
     services = _services(args)
     rows = list_progress(template=_template_id(services, args.template), learner=args.learner,
-                         limit=args.limit, offset=args.offset)
+                         complete=args.complete, limit=args.limit, offset=args.offset)
     if args.json:
         _print_json([r.as_dict() for r in rows])
         return 0
@@ -419,7 +491,8 @@ def cmd_badges_list(args: argparse.Namespace) -> int:
 
     services = _services(args)
     rows = list_badges(status=args.status, template=_template_id(services, args.template),
-                       learner=args.learner, limit=args.limit, offset=args.offset)
+                       learner=args.learner, provider_state=args.provider_state,
+                       failed_only=args.failed_only, limit=args.limit, offset=args.offset)
     if args.json:
         _print_json([r.as_dict() for r in rows])
         return 0
@@ -445,6 +518,28 @@ def cmd_badges_why(args: argparse.Namespace) -> int:
     return 0
 
 
+def _badge_action(args: argparse.Namespace, services: Any, done: str) -> int:
+    delivery = None if args.no_deliver else _deliver(services)
+    if args.json:
+        _print_json({"badge": args.badge_id, "result": done,
+                     "delivery": delivery.as_dict() if delivery else None})
+        return 0
+    print(f"badge {args.badge_id}: {done}")
+    if delivery:
+        _print_delivery(delivery)
+    return 0
+
+
+def cmd_badges_revoke(args: argparse.Namespace) -> int:
+    services = _services(args)
+    return _badge_action(args, services, services.badges.revoke(args.badge_id, args.reason))
+
+
+def cmd_badges_resend(args: argparse.Namespace) -> int:
+    services = _services(args)
+    return _badge_action(args, services, services.badges.resend(args.badge_id))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from badgetui.demo import run_demo
 
@@ -466,6 +561,14 @@ def _json_flag(parser: argparse.ArgumentParser) -> None:
 def _paging(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=1000, help="at most this many rows")
     parser.add_argument("--offset", type=int, default=0, help="skip this many rows")
+
+
+def _bus_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--redis", metavar="URL",
+                        help="Redis URL, e.g. redis://127.0.0.1:6379/0 (default: setting "
+                             "redis_url)")
+    parser.add_argument("--stream", metavar="S", help="stream name (default: setting "
+                                                      "bus_stream)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -493,6 +596,30 @@ def build_parser() -> argparse.ArgumentParser:
     _paging(p)
     _json_flag(p)
     p.set_defaults(handler=cmd_events_list)
+    p = events.add_parser("consume", help="consume the Open edX event bus (Redis Streams) until "
+                                          "interrupted")
+    _bus_flags(p)
+    p.add_argument("--group", help="consumer group (default: setting bus_group, badgetui)")
+    p.add_argument("--consumer", help="consumer name, unique per process and stable across "
+                                      "restarts (default: the host name)")
+    p.add_argument("--start", metavar="ID", help="where a brand-new group starts: $ (default), "
+                                                 "0 (everything retained) or an entry id")
+    p.add_argument("--publish", action="store_true",
+                   help="also publish badge.awarded/revoked events from the outbox")
+    p.add_argument("--deliver", action="store_true",
+                   help="also run the delivery worker (provider issue/revoke jobs)")
+    p.add_argument("--drain", action="store_true",
+                   help="stop once the stream is read to its end and no entry waits for a "
+                        "retry")
+    _json_flag(p)
+    p.set_defaults(handler=cmd_events_consume)
+    p = events.add_parser("publish", help="publish badge.awarded/revoked events from the outbox "
+                                          "to the event bus")
+    _bus_flags(p)
+    p.add_argument("--once", action="store_true",
+                   help="publish what is waiting and exit (default: keep polling)")
+    _json_flag(p)
+    p.set_defaults(handler=cmd_events_publish)
 
     config = sub.add_parser("config", help="badge configuration as code").add_subparsers(
         dest="config_command", metavar="ACTION", required=True)
@@ -592,6 +719,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = progress.add_parser("list", help="progress rows")
     p.add_argument("--template", metavar="ID")
     p.add_argument("--learner", metavar="NAME")
+    done = p.add_mutually_exclusive_group()
+    done.add_argument("--complete", dest="complete", action="store_const", const=True)
+    done.add_argument("--incomplete", dest="complete", action="store_const", const=False)
     _paging(p)
     _json_flag(p)
     p.set_defaults(handler=cmd_progress_list)
@@ -602,6 +732,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status", choices=("awarded", "revoked"))
     p.add_argument("--template", metavar="ID")
     p.add_argument("--learner", metavar="NAME")
+    p.add_argument("--provider-state", metavar="STATE",
+                   help="created, pending, accepted, rejected, revoked, expired, error, cancelled")
+    p.add_argument("--failed-only", action="store_true",
+                   help="badges whose delivery failed (provider state error or a failed job)")
     _paging(p)
     _json_flag(p)
     p.set_defaults(handler=cmd_badges_list)
@@ -609,6 +743,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("badge_id", metavar="BADGE_ID", help="badge id or uuid")
     _json_flag(p)
     p.set_defaults(handler=cmd_badges_why)
+    p = badges.add_parser("revoke", help="revoke an awarded badge, with a reason")
+    p.add_argument("badge_id", metavar="BADGE_ID", type=int)
+    p.add_argument("--reason", required=True, help="shown to the learner by the provider")
+    p.add_argument("--no-deliver", action="store_true", help="leave the provider job queued")
+    _json_flag(p)
+    p.set_defaults(handler=cmd_badges_revoke)
+    p = badges.add_parser("resend", help="make sure the provider holds an awarded badge")
+    p.add_argument("badge_id", metavar="BADGE_ID", type=int)
+    p.add_argument("--no-deliver", action="store_true", help="leave the provider job queued")
+    _json_flag(p)
+    p.set_defaults(handler=cmd_badges_resend)
     return parser
 
 

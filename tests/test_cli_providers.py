@@ -19,11 +19,11 @@ from tests.helpers import DEMO, config_text, course_event, requirement, rule, te
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[tuple[Emulator, dict[str, str]]]:
+def env(tmp_path: Path, new_database) -> Iterator[tuple[Emulator, dict[str, str]]]:
     emulator = Emulator(sandbox_seed(), rng_seed=3)
     base, stop = start_in_thread(emulator)
     values = {k: v for k, v in os.environ.items() if not k.startswith("BADGETUI_")}
-    values.update(BADGETUI_DB=str(tmp_path / "cli.db"),
+    values.update(BADGETUI_DB=new_database("cli"),
                   BADGETUI_CONFIG=str(tmp_path / "none.toml"),
                   BADGETUI_CREDLY_API_URL=f"{base}/credly/v1/",
                   BADGETUI_ACCREDIBLE_API_URL=f"{base}/accredible/v1/",
@@ -147,3 +147,40 @@ def test_accredible_removal_backup_list_and_restore(env, tmp_path):
     exported = json.loads(run(e, "config", "export").stdout)
     back = next(t for t in exported["templates"] if t["external_id"] == "9002")
     assert [r["id"] for r in back["requirements"]] == ["demo"] and back["active"] is False
+
+
+def test_badges_revoke_and_resend_reach_the_emulator(env, tmp_path):
+    emulator, e = env
+    tpl = sandbox_seed()["credly"]["organizations"][0]["badge_templates"][0]["id"]
+    assert run(e, "provider", "add", "credly", "--uuid", CREDLY_ORG, "--api-key",
+               "sandbox-credly-key").returncode == 0
+    assert run(e, "sync").returncode == 0
+    config = tmp_path / "config.json"
+    config.write_text(config_text(template_config(tpl, [
+        requirement("demo", rule("course.course_key", DEMO))])))
+    assert run(e, "config", "import", str(config)).returncode == 0
+    events = tmp_path / "events.jsonl"
+    events.write_text(json.dumps(course_event("ann", DEMO)) + "\n")
+    assert run(e, "events", "ingest", str(events)).returncode == 0
+    [badge] = json.loads(run(e, "badges", "list", "--json").stdout)
+    [remote] = emulator.state()["credly"]["badges"]
+    assert badge["external_id"] == remote["id"]
+
+    resent = run(e, "badges", "resend", str(badge["id"]), "--json")
+    assert resent.returncode == 0, resent.stderr
+    assert json.loads(resent.stdout)["delivery"]["adopted"] == 1
+    assert len(emulator.state()["credly"]["badges"]) == 1  # looked up, never issued twice
+
+    no_reason = run(e, "badges", "revoke", str(badge["id"]), "--reason", "  ")
+    assert no_reason.returncode == 1 and "needs a reason" in no_reason.stderr
+    revoked = run(e, "badges", "revoke", str(badge["id"]), "--reason", "issued in error")
+    assert revoked.returncode == 0, revoked.stderr
+    assert "queued a revoke at the provider" in revoked.stdout
+    [remote] = emulator.state()["credly"]["badges"]
+    assert remote["state"] == "revoked"
+    [after] = json.loads(run(e, "badges", "list", "--status", "revoked", "--json").stdout)
+    assert after["revoke_reason"] == "revoked by operator: issued in error"
+    again = run(e, "badges", "revoke", str(badge["id"]), "--reason", "twice")
+    assert again.returncode == 1 and "is revoked, not awarded" in again.stderr
+    progress = json.loads(run(e, "progress", "list", "--incomplete", "--json").stdout)
+    assert [p["username"] for p in progress] == ["ann"]

@@ -14,7 +14,14 @@ import uuid
 from typing import Any
 
 from badgetui.domain.events import BADGE_REVOKED
-from badgetui.services.common import Clock, NotFound, current_database, iso, to_db
+from badgetui.services.common import (
+    Clock,
+    NotFound,
+    ServiceError,
+    current_database,
+    iso,
+    to_db,
+)
 from badgetui.services.templates import audit
 from badgetui.store.models import (
     Badge,
@@ -27,7 +34,7 @@ from badgetui.store.models import (
 )
 
 
-class ActionRefused(ValueError):
+class ActionRefused(ServiceError):
     """The action does not apply to this badge; the message says why."""
 
 
