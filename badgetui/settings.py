@@ -24,6 +24,9 @@ CREDLY_SANDBOX = "https://sandbox-api.credly.com/v1/"
 ACCREDIBLE_PRODUCTION = "https://api.accredible.com/v1/"
 ACCREDIBLE_SANDBOX = "https://sandbox.api.accredible.com/v1/"
 
+#: Credentials' and devstack's default prefix `dev` (openedx-events.md §7).
+DEFAULT_BUS_STREAM = "dev-learning-badges-lifecycle"
+
 #: Payload paths hidden from the rule editor's suggestions by default (noise, not criteria).
 DEFAULT_IGNORED_PATHS = (
     "user.id",
@@ -88,6 +91,39 @@ class Settings(BaseSettings):
     )
     delivery_lease: float = Field(
         120.0, gt=0, description="seconds a running job is held before another worker retakes it"
+    )
+    # -- the Open edX event bus (Redis Streams, openedx-events.md §7) -----------------------
+    redis_url: str | None = Field(None, description="event bus Redis URL (--redis overrides)")
+    bus_stream: str = Field(
+        DEFAULT_BUS_STREAM, min_length=1,
+        description="stream name: <EVENT_BUS_TOPIC_PREFIX>-learning-badges-lifecycle",
+    )
+    bus_group: str = Field("badgetui", min_length=1, description="badgetui's consumer group")
+    bus_consumer: str | None = Field(
+        None, description="consumer name, unique per process and stable (default: host name)"
+    )
+    bus_start: str = Field(
+        "$", min_length=1,
+        description="where a brand-new group starts: $ (new entries), 0 (all retained) or an id",
+    )
+    bus_claim_timeout: float = Field(
+        60.0, gt=0, description="seconds before an idle entry of another consumer is taken over"
+    )
+    bus_max_attempts: int = Field(
+        3, ge=1, description="processing attempts of an entry before it goes to the DLQ"
+    )
+    bus_dlq_stream: str | None = Field(
+        None, description="dead-letter stream (default: <stream>-badgetui-dlq)"
+    )
+    bus_batch: int = Field(500, ge=1, le=10_000, description="entries read (and acked) at once")
+    bus_block: float = Field(
+        1.0, gt=0, le=30, description="seconds a read waits for new entries (stop latency)"
+    )
+    bus_retry_delay: float = Field(
+        1.0, gt=0, description="first delay before a failed entry is retried (doubles)"
+    )
+    bus_maxlen: int = Field(
+        10_000, ge=1, description="MAXLEN ~ of published entries; lag warnings are relative to it"
     )
 
     @field_validator("events", "ignored_paths", mode="before")

@@ -7,7 +7,7 @@ the stream is; each bad line is reported with its number and reason and the rest
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -97,6 +97,15 @@ class IntakeService:
         """Already decoded events (the bus, the demo)."""
         now = self.clock()
         return self.ingest((parse_object(o, self.configured, now) for o in objects), source)
+
+    def parse_object(self, obj: object) -> Event:
+        """One decoded event (a bus envelope, say), classified against the configured types."""
+        return parse_object(obj, self.configured, self.clock())
+
+    def ingest_batch(self, events: Sequence[Event], source: str) -> BatchResult:
+        """One batch, for callers that acknowledge per event (the event bus): the events of
+        `result.errors` were not recorded and may be retried; every other one is committed."""
+        return self.processor.process(events, source)
 
     def ingest(
         self,
