@@ -27,7 +27,7 @@ PROVIDER_STATES = ("created", "pending", "accepted", "rejected", "revoked", "exp
 
 def _query_args(filters: Filters) -> dict[str, Any]:
     return {"learner_prefix": filters.get("text"), "template": filters.get("template"),
-            "status": filters.get("status"), "provider_state": filters.get("provider_state"),
+            "status": filters.get("badge_status"), "provider_state": filters.get("provider_state"),
             "failed_only": bool(filters.get("failed_only"))}
 
 
@@ -127,7 +127,7 @@ class BadgesPane(PagedTablePane):
     ]
 
     def compose_filters(self) -> Iterable[Any]:
-        yield Select(STATUS_CHOICES, prompt="status", id="status")
+        yield Select(STATUS_CHOICES, prompt="status", id="badge-status")
         yield Select([(s, s) for s in PROVIDER_STATES], prompt="provider state",
                      id="provider-state")
         yield TemplateSelect(id="template")

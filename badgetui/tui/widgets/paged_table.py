@@ -139,7 +139,7 @@ class PagedTablePane(Pane):
         last = message.page * PAGE + len(message.rows)
         total = count_label(message.total, self.COUNT_CAP)
         label = f"rows {first:,}–{last:,}" if message.rows else "no rows"
-        if total:
+        if total and message.rows:
             label += f" of {total}"
         if message.more:
             label += "  (PgDn: next page)"
