@@ -1,4 +1,5 @@
-"""The store: real constraints, SQLite settings and migrations, on real SQLite files."""
+"""The store: real constraints, SQLite settings and migrations, on real databases (SQLite files,
+and PostgreSQL schemas when BADGETUI_TEST_POSTGRES is set)."""
 
 from __future__ import annotations
 
@@ -189,19 +190,21 @@ def test_foreign_keys_are_enforced_and_cascade(services):
 # -- SQLite settings -----------------------------------------------------------------------
 
 
-def test_sqlite_wal_and_busy_timeout(services, db_path):
+@pytest.mark.sqlite_only
+def test_sqlite_wal_and_busy_timeout(services, db_url):
     database = services.database
     assert database.execute_sql("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
     assert database.execute_sql("PRAGMA busy_timeout").fetchone()[0] >= 1000
     assert database.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
     # WAL is a property of the file: another connection sees it too
     services.close()
-    with sqlite3.connect(db_path) as raw:
+    with sqlite3.connect(db_url) as raw:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
 
 
-def test_every_new_connection_gets_the_pragmas(db_path):
-    database = open_database(str(db_path))
+@pytest.mark.sqlite_only
+def test_every_new_connection_gets_the_pragmas(db_url):
+    database = open_database(db_url)
     for _ in range(2):
         database.connect(reuse_if_open=True)
         assert database.execute_sql("PRAGMA busy_timeout").fetchone()[0] >= 1000
@@ -225,8 +228,8 @@ def test_migration_names_are_numbered_and_ordered():
     assert [int(n[:4]) for n in names] == list(range(1, len(names) + 1))
 
 
-def test_fresh_database_migrates_to_latest(db_path):
-    database = open_database(str(db_path))
+def test_fresh_database_migrates_to_latest(db_url):
+    database = open_database(str(db_url))
     database.connect(reuse_if_open=True)
     try:
         assert schema_version(database) == len(migration_names())
@@ -236,7 +239,7 @@ def test_fresh_database_migrates_to_latest(db_path):
         assert migrate(database) == []
     finally:
         database.close()
-    again = open_database(str(db_path))
+    again = open_database(str(db_url))
     again.connect(reuse_if_open=True)
     try:
         assert schema_version(again) == len(migration_names())
@@ -244,8 +247,8 @@ def test_fresh_database_migrates_to_latest(db_path):
         again.close()
 
 
-def test_upgrade_from_0001_keeps_rows_usable(db_path, clock):
-    old = make_database(str(db_path))
+def test_upgrade_from_0001_keeps_rows_usable(db_url, clock):
+    old = make_database(str(db_url))
     old.connect()
     try:
         with old.atomic():
@@ -256,26 +259,31 @@ def test_upgrade_from_0001_keeps_rows_usable(db_path, clock):
         assert "config_backup" not in tables
         assert "meta" not in tables
         stamp = "2026-10-01 08:00:00"
-        old.execute_sql(
+
+        def insert(sql: str, params: tuple) -> None:
+            old.execute_sql(sql.replace("?", old.param), params)
+
+        insert(
             "INSERT INTO provider_account (provider, identifier, name, api_key, created_at, "
             "last_sync_result, paused_reason) VALUES (?, ?, ?, ?, ?, '', '')",
             ("credly", "org-old", "Old Org", "old-key-9999", stamp),
         )
-        old.execute_sql(
+        insert(
             "INSERT INTO template (account_id, provider, external_id, name, description, "
             "image_url, state, is_active, stale, deleted, created_at, updated_at) "
-            "VALUES (1, 'credly', 'tpl-old', 'Old template', '', '', 'active', 0, 0, 0, ?, ?)",
+            "VALUES (1, 'credly', 'tpl-old', 'Old template', '', '', 'active', FALSE, FALSE, "
+            "FALSE, ?, ?)",
             (stamp, stamp),
         )
-        old.execute_sql(
+        insert(
             "INSERT INTO learner (username, email, name, lms_id, is_active, updated_at) "
-            "VALUES ('old-learner', 'old@example.org', 'Old Learner', 3, 1, ?)",
+            "VALUES ('old-learner', 'old@example.org', 'Old Learner', 3, TRUE, ?)",
             (stamp,),
         )
     finally:
         old.close()
 
-    services = Services.open(Settings(db=str(db_path)), clock=clock)
+    services = Services.open(Settings(db=str(db_url)), clock=clock)
     try:
         assert schema_version(services.database) == len(migration_names())
         assert {"config_backup", "meta"} <= set(services.database.get_tables())
@@ -306,17 +314,17 @@ def test_upgrade_from_0001_keeps_rows_usable(db_path, clock):
         services.close()
 
 
-def test_unknown_migration_in_database_is_refused(db_path):
-    database = open_database(str(db_path))
+def test_unknown_migration_in_database_is_refused(db_url):
+    database = open_database(str(db_url))
     database.connect(reuse_if_open=True)
     database.execute_sql(
-        f"INSERT INTO {HISTORY_TABLE} (name, applied) VALUES (?, ?)",
+        f"INSERT INTO {HISTORY_TABLE} (name, applied) VALUES (?, ?)".replace("?", database.param),
         ("0999_from_the_future", "2030-01-01 00:00:00"),
     )
     database.close()
     with pytest.raises(SchemaError, match="0999_from_the_future"):
-        open_database(str(db_path))
-    other = make_database(str(db_path))
+        open_database(str(db_url))
+    other = make_database(str(db_url))
     other.connect()
     try:
         with pytest.raises(SchemaError):
@@ -325,8 +333,8 @@ def test_unknown_migration_in_database_is_refused(db_path):
         other.close()
 
 
-def test_migrated_schema_matches_the_models(db_path):
-    database = open_database(str(db_path))
+def test_migrated_schema_matches_the_models(db_url):
+    database = open_database(str(db_url))
     database.connect(reuse_if_open=True)
     try:
         diff = diff_models(database, MODELS)
@@ -344,16 +352,123 @@ def test_migrated_schema_matches_the_models(db_path):
         database.close()
 
 
-def test_schema_upgraded_from_0001_matches_the_models(db_path):
-    old = make_database(str(db_path))
+def test_schema_upgraded_from_0001_matches_the_models(db_url):
+    old = make_database(str(db_url))
     old.connect()
     with old.atomic():
         migrate(old, target="0001_initial")
     old.close()
-    database = open_database(str(db_path))
+    database = open_database(str(db_url))
     database.connect(reuse_if_open=True)
     try:
         diff = diff_models(database, MODELS)
         assert not diff, str(diff)
+    finally:
+        database.close()
+
+
+#: The indexes of migration 0004, for the console's paged and filtered lists (bench/tui.py).
+LIST_INDEXES = {
+    "badge": {("template_id", "status", "learner_id")},
+    "intake_record": {("username", "outcome")},
+}
+
+
+def _index_columns(database, table: str) -> set[tuple[str, ...]]:
+    return {tuple(i.columns) for i in database.get_indexes(table)}
+
+
+def test_upgrade_from_0003_adds_the_list_indexes(db_url):
+    old = make_database(str(db_url))
+    old.connect()
+    try:
+        with old.atomic():
+            assert migrate(old, target="0003_delivery_lease")[-1] == "0003_delivery_lease"
+        assert schema_version(old) == 3
+        for table, wanted in LIST_INDEXES.items():
+            assert not wanted & _index_columns(old, table), table
+        stamp = "2026-10-01 08:00:00"
+
+        def insert(sql: str, params: tuple) -> None:
+            old.execute_sql(sql.replace("?", old.param), params)
+
+        insert("INSERT INTO provider_account (provider, identifier, name, api_key, created_at, "
+               "last_sync_result, paused_reason) VALUES ('credly', 'org', 'Org', 'k', ?, '', '')",
+               (stamp,))
+        insert("INSERT INTO template (account_id, provider, external_id, name, description, "
+               "image_url, state, is_active, stale, deleted, created_at, updated_at) VALUES "
+               "(1, 'credly', 'tpl', 'T', '', '', 'active', TRUE, FALSE, FALSE, ?, ?)",
+               (stamp, stamp))
+        insert("INSERT INTO learner (username, email, name, is_active, updated_at) "
+               "VALUES ('ann', '', '', TRUE, ?)", (stamp,))
+        insert("INSERT INTO badge (uuid, learner_id, template_id, status, provider_state, "
+               "last_error, awarded_at, award_event_id, revoke_reason, evidence, updated_at) "
+               "VALUES ('u-1', 1, 1, 'awarded', 'issued', '', ?, 'e-1', '', '', ?)",
+               (stamp, stamp))
+        insert("INSERT INTO progress (learner_id, template_id, fulfilled_groups, complete, "
+               "badge_id, updated_at) VALUES (1, 1, 1, TRUE, 1, ?)", (stamp,))
+        insert("INSERT INTO intake_record (event_id, ref_id, outcome, reason, source, username, "
+               "received_at, effects) VALUES ('e-1', 'e-1', 'processed', '', 'f', 'ann', ?, '')",
+               (stamp,))
+    finally:
+        old.close()
+
+    database = open_database(str(db_url))
+    database.connect(reuse_if_open=True)
+    try:
+        assert schema_version(database) == len(migration_names()) >= 4
+        for table, wanted in LIST_INDEXES.items():
+            assert wanted <= _index_columns(database, table), table
+        assert ("username",) not in _index_columns(database, "intake_record")  # replaced
+        diff = diff_models(database, MODELS)
+        assert not diff, str(diff)
+        newest = Progress.select().where(Progress.complete == True)  # noqa: E712
+        assert [p.badge_id for p in newest.order_by(Progress.updated_at.desc())] == [1]
+        held = Badge.select().where((Badge.status == "awarded") & (Badge.template == 1))
+        assert held.count() == 1
+        assert IntakeRecord.select().where(
+            (IntakeRecord.outcome == "processed") & (IntakeRecord.username == "ann")
+        ).count() == 1
+    finally:
+        database.close()
+
+
+@pytest.mark.sqlite_only
+def test_list_queries_use_the_list_indexes(db_url):
+    """SQLite (without statistics, as the app leaves it) reads the lists through 0004's indexes:
+    in the order asked for, no sort, and the awarded counts from the index alone. And they tempt
+    no other query: `complete` in id order still scans the table, `status = ?` keeps
+    badge_status (rowid order)."""
+    database = open_database(db_url)
+    database.connect(reuse_if_open=True)
+
+    def plan(sql: str) -> str:
+        return "; ".join(row[3] for row in database.execute_sql("EXPLAIN QUERY PLAN " + sql))
+
+    try:
+        for sql, index in [
+            ("SELECT id FROM progress WHERE complete = 1 ORDER BY id DESC LIMIT 201", "SCAN"),
+            ("SELECT t.id, (SELECT COUNT(*) FROM badge b WHERE b.template_id = t.id "
+             "AND b.status = 'awarded') FROM template t",
+             "COVERING INDEX badge_template_id_status_learner_id"),
+            ("SELECT COUNT(*) FROM badge b JOIN learner l ON l.id = b.learner_id "
+             "WHERE b.status = 'revoked' AND b.template_id = 3",
+             "COVERING INDEX badge_template_id_status_learner_id"),
+            ("SELECT id FROM badge WHERE status = 'awarded' ORDER BY id DESC LIMIT 201",
+             "badge_status"),
+            ("SELECT id FROM badge WHERE status = 'awarded' AND external_id = 'x'",
+             "badge_status"),
+            ("SELECT id FROM intake_record WHERE outcome = 'processed' AND username = 'ann' "
+             "ORDER BY id DESC LIMIT 201", "intake_record_username_outcome"),
+            ("SELECT id FROM intake_record WHERE outcome || '' = 'processed' AND username >= 'a'"
+             " AND username < 'a\U0010ffff' ORDER BY id DESC LIMIT 201",
+             "intake_record_username_outcome"),
+            ("SELECT id FROM intake_record WHERE outcome = 'ignored' ORDER BY id DESC LIMIT 201",
+             "intakerecord_outcome"),
+        ]:
+            found = plan(sql)
+            assert index in found, (sql, found)
+            if "LIMIT" in sql and "username" not in sql:
+                assert "TEMP B-TREE" not in found, (sql, found)
     finally:
         database.close()

@@ -24,7 +24,7 @@ from badgetui.store.models import (
 DEFAULT_LIMIT = 1000
 
 #: Counts stop here: "100,000+" is as useful to a reader as the exact figure, and far cheaper.
-COUNT_CAP = 100_000
+COUNT_CAP = 10_000
 
 #: A learner prefix matching more learners than this is filtered while scanning in id order
 #: (matches are dense); fewer are looked up by id through the learner index.
@@ -89,12 +89,6 @@ class IntakeView:
         return asdict(self)
 
 
-def _learner_filter(query: Any, learner: str | None) -> Any:
-    if learner:
-        query = query.where(Learner.username == learner)
-    return query
-
-
 def _prefix_range(prefix: str) -> tuple[str, str]:
     """Usernames starting with `prefix` are those in [prefix, prefix + U+10FFFF)."""
     return prefix, prefix + "\U0010ffff"
@@ -113,18 +107,40 @@ def _learners_by_prefix(prefix: str) -> list[tuple[int, str]] | None:
     return None if len(rows) > _SPARSE_LEARNERS else rows
 
 
-def _by_learner_prefix(query: Any, prefix: str, learner_field: Any, by_name: bool = False) -> Any:
-    """Narrow `query` to learners whose username starts with `prefix`, in whichever way the
-    index serves best (a few learners: by key; many: a range check while scanning)."""
-    found = _learners_by_prefix(prefix)
-    if found is not None:
-        keys = [name if by_name else lid for lid, name in found]
-        return query.where(learner_field.in_(keys)) if keys else query.where(False)
-    # `|| ''` keeps the database off the username index: matches are dense, so reading in the
-    # query's own order and checking each row stops soonest.
-    name = (learner_field if by_name else Learner.username).concat("")
+#: A prefix naming too many learners to list: checked row by row (a string, unlike the lists
+#: and subqueries `_learner_keys` returns otherwise; compare with isinstance, as Peewee
+#: overloads `==` on queries).
+DENSE = "dense"
+
+
+def _prefix_learner_ids(prefix: str) -> Any:
+    """Ids of the learners a prefix names, as a subquery (the username index serves it)."""
     low, high = _prefix_range(prefix)
-    return query.where((name >= low) & (name < high))
+    return Learner.select(Learner.id).where((Learner.username >= low) & (Learner.username < high))
+
+
+def _learner_keys(learner: str | None, prefix: str | None, *, listing: bool) -> Any:
+    """How to narrow to learners: None (no filter), a list or subquery of ids, or DENSE.
+
+    A list reads in id order and stops after a page, so a prefix naming many learners is
+    better checked row by row while scanning ("dense"); a count reads every match, so it
+    always goes through the learner ids."""
+    if learner:
+        return Learner.select(Learner.id).where(Learner.username == learner)
+    if not prefix:
+        return None
+    if not listing:
+        return _prefix_learner_ids(prefix)
+    found = _learners_by_prefix(prefix)
+    return DENSE if found is None else [lid for lid, _ in found]
+
+
+def _dense_prefix(prefix: str) -> Any:
+    """`username || ''` keeps the database off the username index: matches are dense, so
+    reading in the list's own order and checking each row stops soonest."""
+    name = Learner.username.concat("")
+    low, high = _prefix_range(prefix)
+    return (name >= low) & (name < high)
 
 
 def capped_count(query: Any, cap: int = COUNT_CAP) -> int:
@@ -135,16 +151,25 @@ def capped_count(query: Any, cap: int = COUNT_CAP) -> int:
 
 def _progress_query(
     template: int | None, learner: str | None, learner_prefix: str | None,
-    complete: bool | None,
+    complete: bool | None, *, listing: bool,
 ) -> Any:
-    query = Progress.select().join(Learner).switch(Progress)
-    if template is not None:
-        query = query.where(Progress.template == template)
+    query = Progress.select()
+    if listing:
+        query = query.join(Learner).switch(Progress)
     if complete is not None:
         query = query.where(Progress.complete == complete)
-    if learner_prefix:
-        query = _by_learner_prefix(query, learner_prefix, Progress.learner)
-    return _learner_filter(query, learner)
+    keys = _learner_keys(learner, learner_prefix, listing=listing)
+    named = keys is not None and not isinstance(keys, str)
+    if isinstance(keys, str):
+        query = query.where(_dense_prefix(learner_prefix or ""))
+    elif named:
+        query = query.where(Progress.learner.in_(keys))
+    if template is not None:
+        # With learners named, `+ 0` keeps SQLite on their index instead of reading every
+        # row of the template.
+        column = Progress.template + 0 if named else Progress.template
+        query = query.where(column == template)
+    return query
 
 
 def list_progress(
@@ -157,7 +182,7 @@ def list_progress(
     offset: int = 0,
 ) -> list[ProgressView]:
     """Progress rows in a stable order (by id), so live updates change rows in place."""
-    query = _progress_query(template, learner, learner_prefix, complete)
+    query = _progress_query(template, learner, learner_prefix, complete, listing=True)
     query = (
         query.select(Progress, Learner.username, Template.name)
         .join(Template, on=(Progress.template == Template.id))
@@ -194,7 +219,8 @@ def count_progress(
     learner_prefix: str | None = None,
     complete: bool | None = None,
 ) -> int:
-    return capped_count(_progress_query(template, learner, learner_prefix, complete))
+    return capped_count(
+        _progress_query(template, learner, learner_prefix, complete, listing=False))
 
 
 def progress_detail(progress_id: int) -> dict[str, Any]:
@@ -277,10 +303,13 @@ def _badge_view(b: Any) -> BadgeView:
 
 def _badge_filters(
     query: Any, status: str | None, template: int | None, learner: str | None,
-    learner_prefix: str | None, provider_state: str | None, failed_only: bool,
+    learner_prefix: str | None, provider_state: str | None, failed_only: bool, *, listing: bool,
 ) -> Any:
+    keys = _learner_keys(learner, learner_prefix, listing=listing)
+    named = keys is not None and not isinstance(keys, str)
     if status:
-        query = query.where(Badge.status == status)
+        # With learners named, `|| ''` keeps SQLite on their index, not on badge_status.
+        query = query.where((Badge.status.concat("") if named else Badge.status) == status)
     if template is not None:
         query = query.where(Badge.template == template)
     if provider_state:
@@ -288,9 +317,11 @@ def _badge_filters(
     if failed_only:
         failed_jobs = DeliveryJob.select(DeliveryJob.badge).where(DeliveryJob.state == "failed")
         query = query.where((Badge.provider_state == "error") | Badge.id.in_(failed_jobs))
-    if learner_prefix:
-        query = _by_learner_prefix(query, learner_prefix, Badge.learner)
-    return _learner_filter(query, learner)
+    if isinstance(keys, str):
+        query = query.where(_dense_prefix(learner_prefix or ""))
+    elif named:
+        query = query.where(Badge.learner.in_(keys))
+    return query
 
 
 def list_badges(
@@ -307,7 +338,7 @@ def list_badges(
 ) -> list[BadgeView]:
     query = _badge_query().order_by(Badge.id.desc() if newest_first else Badge.id)
     query = _badge_filters(query, status, template, learner, learner_prefix, provider_state,
-                           failed_only)
+                           failed_only, listing=True)
     return [_badge_view(b) for b in query.limit(limit).offset(offset).objects()]
 
 
@@ -320,9 +351,8 @@ def count_badges(
     provider_state: str | None = None,
     failed_only: bool = False,
 ) -> int:
-    query = Badge.select().join(Learner).switch(Badge)
-    return capped_count(_badge_filters(query, status, template, learner, learner_prefix,
-                                       provider_state, failed_only))
+    return capped_count(_badge_filters(Badge.select(), status, template, learner, learner_prefix,
+                                       provider_state, failed_only, listing=False))
 
 
 def get_badge(ref: str | int) -> BadgeView:
@@ -369,11 +399,11 @@ def why_lines(data: dict[str, Any]) -> list[str]:
 
 
 def delivery_counts() -> dict[str, int]:
-    """Delivery jobs by state."""
-    from peewee import fn
-
+    """Delivery jobs waiting, running and failed."""
+    # Only the states the status line shows: done and cancelled jobs pile up with history.
     return dict(
         DeliveryJob.select(DeliveryJob.state, fn.COUNT(DeliveryJob.id))
+        .where(DeliveryJob.state.in_(["queued", "running", "failed"]))
         .group_by(DeliveryJob.state).tuples()
     )
 
@@ -386,12 +416,17 @@ def queue_depth() -> int:
 def _intake_query(outcome: str | None, learner: str | None,
                   learner_prefix: str | None) -> Any:
     query = IntakeRecord.select()
+    by_learner = bool(learner or learner_prefix)
     if outcome:
-        query = query.where(IntakeRecord.outcome == outcome)
+        # With a learner, `|| ''` leaves the (username, outcome) index to the learner part.
+        column = IntakeRecord.outcome.concat("") if by_learner else IntakeRecord.outcome
+        query = query.where(column == outcome)
     if learner:
         query = query.where(IntakeRecord.username == learner)
-    if learner_prefix:
-        query = _by_learner_prefix(query, learner_prefix, IntakeRecord.username, by_name=True)
+    elif learner_prefix:
+        # The log keeps the username itself (rejected lines have no learner row): a range.
+        low, high = _prefix_range(learner_prefix)
+        query = query.where((IntakeRecord.username >= low) & (IntakeRecord.username < high))
     return query
 
 

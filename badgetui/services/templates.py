@@ -207,23 +207,21 @@ class TemplateService:
             .group_by(Requirement.template)
             .alias("rq")
         )
+        # Per template, from the (template, status) index: a GROUP BY over every badge would
+        # read them all (70-150 ms at 200,000 badges, on the console's first screen).
         awarded = (
-            Badge.select(Badge.template, fn.COUNT(Badge.id).alias("n"))
-            .where(Badge.status == "awarded")
-            .group_by(Badge.template)
-            .alias("bq")
+            Badge.select(fn.COUNT(Badge.id))
+            .where((Badge.template == Template.id) & (Badge.status == "awarded"))
         )
         query = (
             Template.select(
                 Template, ProviderAccount.name.alias("account_name"),
                 fn.COALESCE(reqs.c.n, 0).alias("req_count"),
-                fn.COALESCE(awarded.c.n, 0).alias("awarded_count"),
+                awarded.alias("awarded_count"),
             )
             .join(ProviderAccount)
             .switch(Template)
             .join(reqs, JOIN.LEFT_OUTER, on=(reqs.c.template_id == Template.id))
-            .switch(Template)
-            .join(awarded, JOIN.LEFT_OUTER, on=(awarded.c.template_id == Template.id))
             .order_by(Template.provider, Template.name, Template.id)
         )
         if provider:

@@ -132,6 +132,10 @@ class Badge(BaseModel):
     evidence = TextField(default="")
     updated_at = DateTimeField()
 
+    class Meta:
+        # A template's badges in a status; counts by template (and status) from the index (0004).
+        indexes = ((("template", "status", "learner"), False),)
+
 
 # At most one held (awarded) badge per learner and template, whatever the number of processes.
 Badge.add_index(
@@ -150,6 +154,8 @@ class Progress(BaseModel):
     updated_at = DateTimeField()
 
     class Meta:
+        # Lists read progress in id order (stable while it changes). Nothing leads with
+        # `complete`: see migration 0004.
         indexes = ((("learner", "template"), True), (("template", "updated_at"), False))
 
 
@@ -177,11 +183,15 @@ class IntakeRecord(BaseModel):
     reason = TextField(default="")
     source = CharField(max_length=255, default="")
     line = IntegerField(null=True)
-    username = CharField(max_length=255, null=True, index=True)
+    username = CharField(max_length=255, null=True)  # indexed with the outcome
     event_time = DateTimeField(null=True)
     received_at = DateTimeField()
     payload = TextField(null=True)
     effects = TextField(default="")
+
+    class Meta:
+        # A learner's records, with an outcome or not (0004: replaced the username index).
+        indexes = ((("username", "outcome"), False),)
 
 
 class DeliveryJob(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -153,7 +154,11 @@ class BadgeApp(App[None]):
                 break
 
     def _initial_focus(self) -> None:
-        """Start on the templates table, so its keys (space, enter) work at once."""
+        """Start on the templates table, so its keys (space, enter) work at once.
+
+        Also the moment to `gc.freeze()`: everything built so far lives as long as the app,
+        and leaving it out of collections removes 100 ms pauses from later actions."""
+        gc.freeze()
         if self.focused is None and len(self.screen_stack) == 1:
             tables = self.query_one("#templates-pane").query("DataTable")
             if tables:

@@ -31,6 +31,10 @@ def _query_args(filters: Filters) -> dict[str, Any]:
     return {"learner_prefix": filters.get("text"), "outcome": filters.get("outcome")}
 
 
+def _cut(text: str, width: int = 160) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def count_lines(path: Path) -> int:
     """Non-blank lines: the events a file holds, for the progress bar's total."""
     with path.open("rb") as handle:
@@ -150,13 +154,15 @@ class EventsPane(PagedTablePane):
 
     def fetch(self, filters: Filters, limit: int, offset: int) -> list[Row]:
         rows = list_intake(**_query_args(filters), limit=limit, offset=offset, newest_first=True)
+        # Text cells: no markup parsing (reasons may hold "["), and long effects cut to what a
+        # row can show, which keeps a page quick to draw.
         return [
             (str(r.id), (
-                when(r.received_at), Text(r.outcome, style=OUTCOME_STYLES.get(r.outcome, "")),
-                short_event(r.event_type) if r.event_type else "", r.username or "",
-                r.event_id or "",
-                r.source + (f":{r.line}" if r.line is not None else ""),
-                r.reason or r.effects,
+                Text(when(r.received_at)), Text(r.outcome, style=OUTCOME_STYLES.get(r.outcome, "")),
+                Text(short_event(r.event_type) if r.event_type else ""), Text(r.username or ""),
+                Text(r.event_id or ""),
+                Text(r.source + (f":{r.line}" if r.line is not None else "")),
+                Text(_cut(r.reason or r.effects)),
             ))
             for r in rows
         ]
