@@ -465,3 +465,15 @@ def template_choices() -> list[tuple[str, int]]:
         .order_by(Template.name, Template.id)
     )
     return [(f"{t.name} ({t.provider})", t.id) for t in query]
+
+
+def intake_detail(record_id: int) -> dict[str, Any]:
+    """One intake record in full: what came in (the payload as received) and what it did."""
+    r = IntakeRecord.get_or_none(IntakeRecord.id == record_id)
+    if r is None:
+        raise NotFound(f"no intake record {record_id}")
+    view = IntakeView(
+        r.id, r.ref_id, r.event_type, r.outcome, r.reason, r.source, r.line, r.username,
+        iso(r.event_time), iso(r.received_at), r.effects,
+    )
+    return {**view.as_dict(), "payload": r.payload or ""}

@@ -304,3 +304,25 @@ async def test_ingest_refuses_a_missing_file(psvc, tmp_path: Path):
         await settle(pilot)
         assert "no such file" in str(app.screen.query_one("#ingest-result", Static).render())
     assert IntakeRecord.select().count() == 0
+
+
+async def test_enter_on_an_event_shows_it_in_full(psvc):
+    await configure(psvc)
+    psvc.intake.ingest_lines([*jsonl(course_event("ann", DEMO, event_id="e-full")), "{nope"], "t")
+    app = app_for(psvc)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("e")
+        await settle(pilot)
+        grid = table(app, "events")
+        assert column(grid, 4) == ["", "e-full"]  # newest first
+        grid.focus()
+        await pilot.press("down", "enter")
+        await settle(pilot)
+        fields = str(app.screen.query_one("#event-fields", Static).render())
+        assert "processed" in fields and "e-full" in fields and "fulfilled" in fields
+        assert '"username": "ann"' in str(app.screen.query_one("#event-payload", Static).render())
+        await pilot.press("escape", "up", "enter")
+        await settle(pilot)
+        fields = str(app.screen.query_one("#event-fields", Static).render())
+        assert "rejected" in fields and "line 2" in fields
+        assert "{nope" in str(app.screen.query_one("#event-payload", Static).render())

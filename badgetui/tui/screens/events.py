@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -10,15 +12,15 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import Button, Checkbox, Input, ProgressBar, Select, Static
+from textual.widgets import Button, Checkbox, DataTable, Input, ProgressBar, Select, Static
 from textual.worker import get_current_worker
 
 from badgetui.domain.events import OUTCOMES
 from badgetui.services.intake import IngestReport
-from badgetui.services.queries import count_intake, list_intake
+from badgetui.services.queries import count_intake, intake_detail, list_intake
 from badgetui.tui.errors import one_line
 from badgetui.tui.screens.form_parts import short_event
 from badgetui.tui.widgets.paged_table import Filters, PagedTablePane, Row, when
@@ -39,6 +41,38 @@ def count_lines(path: Path) -> int:
     """Non-blank lines: the events a file holds, for the progress bar's total."""
     with path.open("rb") as handle:
         return sum(1 for line in handle if line.strip())
+
+
+class EventDetailScreen(ModalScreen[None]):
+    """One intake record: outcome, reason, effects in full, and the event as it came in."""
+
+    BINDINGS = [Binding("escape,q", "dismiss", "Close", id="event.close")]
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        super().__init__()
+        self.record = record
+
+    def compose(self) -> ComposeResult:
+        r = self.record
+        where = r["source"] + (f", line {r['line']}" if r["line"] is not None else "")
+        lines = [
+            f"outcome    {r['outcome']}" + (f": {r['reason']}" if r["reason"] else ""),
+            f"event      {r['event_id'] or '(no id)'}  {r['event_type'] or ''}",
+            f"learner    {r['username'] or ''}",
+            f"time       {r['event_time'] or ''}   received {r['received_at']}",
+            f"from       {where}",
+            "effects    " + (r["effects"] or "none"),
+        ]
+        payload = r["payload"]
+        with contextlib.suppress(ValueError):  # a rejected line is shown as it came
+            payload = json.dumps(json.loads(payload), indent=2)
+        with VerticalScroll(classes="dialog", id="event-detail"):
+            yield Static(Text(f"Event {r['id']}"), classes="title")
+            yield Static(Text("\n".join(lines)), id="event-fields")
+            yield Static(Text(payload), id="event-payload", classes="message")
+
+    def action_dismiss(self, result: None = None) -> None:
+        self.dismiss(result)
 
 
 class IngestScreen(ModalScreen[None]):
@@ -172,3 +206,23 @@ class EventsPane(PagedTablePane):
 
     def action_ingest(self) -> None:
         self.app.push_screen(IngestScreen())
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        key = self.selected_key()
+        if key is not None:
+            self.load_detail(int(key))
+
+    @work(thread=True, exclusive=True, group="detail", exit_on_error=False)
+    def load_detail(self, record_id: int) -> None:
+        self.post_message(self.DetailLoaded(intake_detail(record_id)))
+
+    class DetailLoaded(Message):
+        def __init__(self, record: dict[str, Any]) -> None:
+            super().__init__()
+            self.record = record
+
+    @on(DetailLoaded)
+    def _show_detail(self, message: DetailLoaded) -> None:
+        self.app.push_screen(EventDetailScreen(message.record))
