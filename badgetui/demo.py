@@ -13,6 +13,7 @@ import random
 import tempfile
 import threading
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from badgetui.domain.events import CCX_COURSE_PASSING, COURSE_PASSING
 from badgetui.sandbox import Emulator, demo_seed
 from badgetui.sandbox.server import start_in_thread
 from badgetui.services import Services
+from badgetui.services.common import Clock, utc_now
 from badgetui.settings import Settings
 
 COURSES = ("Python", "Pandas", "ML", "Web", "Cloud")
@@ -157,15 +159,37 @@ DEMO_FAULTS: dict[str, Any] = {
 }
 
 
-def prepare(work: Path) -> tuple[Services, Settings, Any]:
-    """Emulator up, accounts added and synced, templates configured; returns what to run."""
-    emulator = Emulator(demo_seed(), rng_seed=7)
-    emulator.set_faults(DEMO_FAULTS)
-    base, stop_emulator = start_in_thread(emulator)
-    settings = Settings(db=str(work / "demo.db"), credly_api_url=f"{base}/credly/v1/",
-                        accredible_api_url=f"{base}/accredible/v1/", provider_timeout=5,
-                        delivery_stall=10)
-    services = Services.open(settings)
+def prepare(
+    work: Path,
+    *,
+    emulator: Emulator | None = None,
+    in_process: bool = False,
+    clock: Clock | None = None,
+    db: str | None = None,
+    **overrides: Any,
+) -> tuple[Services, Settings, Callable[[], None]]:
+    """Emulator up, accounts added and synced, templates configured; returns what to run.
+
+    The keywords exist for reproducible pictures (scripts/screenshots.py, snapshot tests): a
+    given `emulator` (its seed, clock and faults), reached `in_process` through an ASGI
+    transport instead of a loopback port, a fixed `clock`, a `db` path (relative keeps the
+    status line stable) and further Settings `overrides`. Without them: the `badgetui demo`.
+    """
+    if emulator is None:
+        emulator = Emulator(demo_seed(), rng_seed=7)
+        emulator.set_faults(DEMO_FAULTS)
+    transport = None
+    if in_process:
+        base, stop_emulator = "http://sandbox", _nothing
+        transport = emulator.transport()
+    else:
+        base, stop_emulator = start_in_thread(emulator)
+    values: dict[str, Any] = {
+        "db": db or str(work / "demo.db"), "credly_api_url": f"{base}/credly/v1/",
+        "accredible_api_url": f"{base}/accredible/v1/", "provider_timeout": 5,
+        "delivery_stall": 10, **overrides}
+    settings = Settings(**values)
+    services = Services.open(settings, clock=clock or utc_now, transport=transport)
     seed = demo_seed()
     org = seed["credly"]["organizations"][0]
     account = seed["accredible"]["accounts"][0]
@@ -181,6 +205,10 @@ def prepare(work: Path) -> tuple[Services, Settings, Any]:
     config = demo_config(credly_ids, accredible_ids, account["name"])
     services.config.import_text(json.dumps(config))
     return services, settings, stop_emulator
+
+
+def _nothing() -> None:
+    """Stopping an in-process emulator: there is no server thread."""
 
 
 def run_demo() -> int:

@@ -48,13 +48,13 @@ CHAOS = {
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[tuple[Emulator, Path, dict[str, str]]]:
+def world(tmp_path: Path, new_database) -> Iterator[tuple[Emulator, Path, dict[str, str]]]:
     emulator = Emulator(sandbox_seed(), rng_seed=11)
     base, stop = start_in_thread(emulator)
-    db = tmp_path / "chaos.db"
+    db = new_database("chaos")
     env = {k: v for k, v in os.environ.items() if not k.startswith("BADGETUI_")}
     env.update(
-        BADGETUI_DB=str(db), BADGETUI_CONFIG=str(tmp_path / "none.toml"),
+        BADGETUI_DB=db, BADGETUI_CONFIG=str(tmp_path / "none.toml"),
         BADGETUI_CREDLY_API_URL=f"{base}/credly/v1/",
         BADGETUI_ACCREDIBLE_API_URL=f"{base}/accredible/v1/",
         BADGETUI_PROVIDER_TIMEOUT="1", BADGETUI_DELIVERY_BASE_DELAY="0.1",
@@ -123,10 +123,10 @@ def settle(env: dict[str, str]) -> None:
     raise AssertionError(f"{left} jobs never delivered")
 
 
-def check_exactly_once(emulator: Emulator, db: Path) -> None:
+def check_exactly_once(emulator: Emulator, db: str) -> None:
     emulator.set_faults({})
     state = emulator.state()
-    services = Services.open(Settings(db=str(db)))
+    services = Services.open(Settings(db=db))
     try:
         jobs = {(j.kind, j.state) for j in DeliveryJob.select()}
         assert not {s for _, s in jobs} & {"queued", "running", "failed"}, jobs
@@ -195,7 +195,7 @@ def test_chaos_through_events_ingest(world):
     assert totals["processed"] == 720 and totals["awarded"] > 50 and totals["revoked"] > 10
     assert delivered["revoked"] > 0 and delivered["adopted"] > 0
     settle(env)
-    check_exactly_once(emulator, tmp / "chaos.db")
+    check_exactly_once(emulator, env["BADGETUI_DB"])
 
 
 def test_chaos_with_the_worker_killed_and_restarted(world):
@@ -213,4 +213,4 @@ def test_chaos_with_the_worker_killed_and_restarted(world):
             worker.wait(10)
     time.sleep(3.2)  # the dead workers' leases run out
     settle(env)
-    check_exactly_once(emulator, tmp / "chaos.db")
+    check_exactly_once(emulator, env["BADGETUI_DB"])

@@ -1,4 +1,5 @@
-"""The headless CLI, run as a user runs it: a subprocess on a real SQLite file."""
+"""The headless CLI, run as a user runs it: a subprocess on a real database (a SQLite file, or
+a PostgreSQL schema when BADGETUI_TEST_POSTGRES is set)."""
 
 from __future__ import annotations
 
@@ -28,10 +29,10 @@ DEMO_REQS = [
 ]
 
 
-def run(db_path: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def run(db_url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BADGETUI_")}
-    env["BADGETUI_DB"] = str(db_path)
-    env["BADGETUI_CONFIG"] = str(db_path.parent / "none.toml")
+    env["BADGETUI_DB"] = db_url
+    env["BADGETUI_CONFIG"] = os.environ["BADGETUI_CONFIG"]  # the test's own, missing file
     if args[:2] == ("events", "ingest"):
         args = (*args, "--no-deliver")  # these accounts exist nowhere; delivery has its own tests
     return subprocess.run(
@@ -41,13 +42,13 @@ def run(db_path: Path, *args: str, stdin: str | None = None) -> subprocess.Compl
 
 
 @pytest.fixture
-def seeded(services, synced, db_path):
+def seeded(services, synced, db_url):
     synced("t-demo", "t-empty")
     services.config.import_text(config_text(template_config("t-demo", DEMO_REQS, [
         penalty(["demo"], rule("is_passing", "false"), rule("course.course_key", DEMO)),
     ])))
     services.close()
-    return db_path
+    return db_url
 
 
 def write_lines(tmp_path: Path, lines: list[str]) -> Path:

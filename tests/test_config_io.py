@@ -4,7 +4,6 @@ and activation rules."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -82,9 +81,9 @@ def sync_all(synced) -> None:
     synced("9001", "9002", provider="accredible", account=ACCREDIBLE)
 
 
-def open_second(tmp_path: Path, clock) -> Services:
+def open_second(new_database, clock) -> Services:
     """Another database with the same templates synced in (binds the models to it)."""
-    second = Services.open(Settings(db=str(tmp_path / "second.db")), clock=clock)
+    second = Services.open(Settings(db=new_database("second")), clock=clock)
     for provider, identifier, ids in [("credly", CREDLY_ORG, ["t1", "t2", "t3", "t4"]),
                                       ("accredible", ACCREDIBLE, ["9001", "9002"])]:
         second.templates.add_account(provider, identifier, "test-key-1234", name="Example")
@@ -96,7 +95,7 @@ def open_second(tmp_path: Path, clock) -> Services:
 # -- export / import round trip ------------------------------------------------------------
 
 
-def test_export_import_export_is_byte_identical(services, synced, tmp_path, clock):
+def test_export_import_export_is_byte_identical(services, synced, new_database, clock):
     sync_all(synced)
     plan = services.config.import_text(rich_config())
     assert plan.applied
@@ -138,7 +137,7 @@ def test_export_import_export_is_byte_identical(services, synced, tmp_path, cloc
     assert export_config() == first
 
     # the exported text builds the same configuration in another database
-    second = open_second(tmp_path, clock)
+    second = open_second(new_database, clock)
     try:
         second.config.import_text(first)
         assert export_config() == first

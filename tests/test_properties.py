@@ -1,6 +1,7 @@
-"""Properties of intake over random event streams (hypothesis), each example on a fresh SQLite
-file: idempotence, batching does not matter, bad lines never stop the rest, and the result is
-what semantics.md says it must be (checked against a small reference model)."""
+"""Properties of intake over random event streams (hypothesis), each example on a fresh database
+(a SQLite file; also a PostgreSQL schema when BADGETUI_TEST_POSTGRES is set): idempotence,
+batching does not matter, bad lines never stop the rest, and the result is what semantics.md
+says it must be (checked against a small reference model)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ from badgetui.store.models import (
     Requirement,
     Template,
 )
-from tests.conftest import CREDLY_ORG, FakeClock
+from tests.conftest import CREDLY_ORG, FakeClock, fresh_database
 from tests.helpers import config_text, penalty, requirement, rule, template_config
 
 LEARNERS = ("ann", "bob", "cy")
@@ -207,12 +208,12 @@ def malformed(draw: st.DrawFn, base: dict[str, Any]) -> str:
 
 
 @contextmanager
-def fresh(batch_size: int = 500) -> Iterator[Services]:
+def fresh(backend: str, batch_size: int = 500) -> Iterator[Services]:
     """A new database with the universe's templates synced and configured."""
-    with tempfile.TemporaryDirectory() as tmp:
-        services = Services.open(
-            Settings(db=str(Path(tmp) / "badgetui.db"), batch_size=batch_size), clock=FakeClock()
-        )
+    with tempfile.TemporaryDirectory() as tmp, fresh_database(
+        backend, Path(tmp), recycle=True
+    ) as url:
+        services = Services.open(Settings(db=url, batch_size=batch_size), clock=FakeClock())
         try:
             services.templates.add_account("credly", CREDLY_ORG, "test-key-1234", name="Example")
             account = ProviderAccount.get()
@@ -386,10 +387,10 @@ COMMON = settings(max_examples=30, deadline=None,
 @COMMON
 @given(stream=streams)
 @example(stream=LIFECYCLE)
-def test_ingesting_twice_changes_nothing(stream):
+def test_ingesting_twice_changes_nothing(backend, stream):
     lines = lines_of(stream)
     ids = [event_id(e) for e in stream]
-    with fresh() as services:
+    with fresh(backend) as services:
         first = ingest(services, lines)
         once = snapshot()
         second = ingest(services, lines)
@@ -406,22 +407,22 @@ def test_ingesting_twice_changes_nothing(stream):
 
 @COMMON
 @given(stream=streams, data=st.data())
-def test_batching_does_not_change_the_result(stream, data):
+def test_batching_does_not_change_the_result(backend, stream, data):
     lines = lines_of(stream)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(lines)), max_size=5), label="cuts"))
     chunks = [lines[a:b] for a, b in zip([0, *cuts], [*cuts, len(lines)], strict=True)]
     batch_size = data.draw(st.sampled_from([1, 2, 3, 7]), label="batch_size")
 
-    with fresh() as services:
+    with fresh(backend) as services:
         whole = ingest(services, lines)
         expected = snapshot()
-    with fresh() as services:
+    with fresh(backend) as services:
         parts = [ingest(services, chunk) for chunk in chunks]
         assert snapshot() == expected
-    with fresh(batch_size) as services:
+    with fresh(backend, batch_size) as services:
         small = ingest(services, lines)
         assert snapshot() == expected
-    with fresh(batch_size) as services:
+    with fresh(backend, batch_size) as services:
         small_parts = [ingest(services, chunk) for chunk in chunks]
         assert snapshot() == expected
 
@@ -433,7 +434,7 @@ def test_batching_does_not_change_the_result(stream, data):
 
 @COMMON
 @given(stream=streams, data=st.data())
-def test_malformed_lines_never_stop_the_rest(stream, data):
+def test_malformed_lines_never_stop_the_rest(backend, stream, data):
     bad_count = data.draw(st.integers(1, 8), label="bad lines")
     bases = stream or [json.loads(json.dumps(
         {"id": "base", "event_type": COURSE_PASSING, "time": "2026-11-01T10:00:00+00:00",
@@ -453,10 +454,10 @@ def test_malformed_lines_never_stop_the_rest(stream, data):
     bad_lines = [n for n, (kind, _) in enumerate(mixed, start=1) if kind == "bad"]
     batch_size = data.draw(st.sampled_from([1, 3, 500]), label="batch_size")
 
-    with fresh() as services:
+    with fresh(backend) as services:
         ingest(services, lines_of(stream))
         expected = snapshot()
-    with fresh(batch_size) as services:
+    with fresh(backend, batch_size) as services:
         report = ingest(services, [text for _, text in mixed])
         assert snapshot() == expected
         rejected_lines = sorted(
@@ -473,9 +474,9 @@ def test_malformed_lines_never_stop_the_rest(stream, data):
 @COMMON
 @given(stream=streams)
 @example(stream=LIFECYCLE)
-def test_result_is_what_the_semantics_say(stream):
+def test_result_is_what_the_semantics_say(backend, stream):
     expected = reference(stream)
-    with fresh() as services:
+    with fresh(backend) as services:
         report = ingest(services, lines_of(stream))
         state = snapshot()
     _consistent(state)
@@ -491,12 +492,12 @@ def test_result_is_what_the_semantics_say(stream):
     assert not any(b[1] == "t3" for b in state["badges"])  # inactive: ignored entirely
 
 
-def test_lifecycle_in_any_batching_matches_the_reference():
+def test_lifecycle_in_any_batching_matches_the_reference(backend):
     expected = reference(LIFECYCLE)
     lines = lines_of(LIFECYCLE)
     for batch_size, chunks in [(500, [lines]), (1, [lines]), (2, [lines[:3], lines[3:]]),
                                (3, [lines[:1], lines[1:6], lines[6:]])]:
-        with fresh(batch_size) as services:
+        with fresh(backend, batch_size) as services:
             for chunk in chunks:
                 ingest(services, chunk)
             state = snapshot()

@@ -10,7 +10,6 @@ import copy
 import json
 import re
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -1146,8 +1145,8 @@ def _snapshot() -> dict[str, Any]:
     }
 
 
-def _run_stream(path: Path, clock: FakeClock, lines: list[str], **settings: Any) -> Any:
-    services = Services.open(Settings(db=str(path), **settings), clock=clock)
+def _run_stream(url: str, clock: FakeClock, lines: list[str], **settings: Any) -> Any:
+    services = Services.open(Settings(db=url, **settings), clock=clock)
     try:
         bring_in(services, "t1", "t2", "t3")
         services.config.import_text(config_text(
@@ -1164,13 +1163,13 @@ def _run_stream(path: Path, clock: FakeClock, lines: list[str], **settings: Any)
 
 
 @pytest.mark.parametrize("reaward", [True, False])
-def test_batch_size_does_not_change_the_result(tmp_path, clock, reaward):
+def test_batch_size_does_not_change_the_result(new_database, clock, reaward):
     lines = _stream()
-    one_report, one = _run_stream(tmp_path / "one.db", clock, lines, batch_size=1,
+    one_report, one = _run_stream(new_database("one"), clock, lines, batch_size=1,
                                   reaward_after_revoke=reaward)
-    big_report, big = _run_stream(tmp_path / "big.db", clock, lines, batch_size=500,
+    big_report, big = _run_stream(new_database("big"), clock, lines, batch_size=500,
                                   reaward_after_revoke=reaward)
-    odd_report, odd = _run_stream(tmp_path / "odd.db", clock, lines, batch_size=4,
+    odd_report, odd = _run_stream(new_database("odd"), clock, lines, batch_size=4,
                                   reaward_after_revoke=reaward)
     assert one_report == big_report == odd_report
     for key in one:

@@ -43,10 +43,10 @@ def serve(app) -> tuple[str, callable]:
 
 
 @pytest.fixture
-def live(tmp_path, clock) -> Iterator[tuple[Emulator, Services, str]]:
+def live(new_database, clock) -> Iterator[tuple[Emulator, Services, str]]:
     emulator = Emulator(sandbox_seed(), clock=clock, rng_seed=2)
     base, stop_emulator = start_in_thread(emulator)
-    services = Services.open(Settings(db=str(tmp_path / "hooks.db"),
+    services = Services.open(Settings(db=new_database("hooks"),
                                       credly_api_url=f"{base}/credly/v1/",
                                       provider_timeout=3.0), clock=clock)
     receiver, stop_receiver = serve(webhook_app(services.webhooks))

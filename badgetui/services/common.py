@@ -1,16 +1,34 @@
-"""Small pieces every service shares: the injectable clock, UTC handling, errors, counters."""
+"""Small pieces every service shares: the injectable clock, UTC handling, errors, counters,
+bulk writes and transactions that survive PostgreSQL's concurrency conflicts."""
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from peewee import Database, Field, Model, __exception_wrapper__
+from peewee import (
+    Database,
+    DatabaseError,
+    Field,
+    Model,
+    PostgresqlDatabase,
+    __exception_wrapper__,
+)
 
+from badgetui.store.database import pg_text
 from badgetui.store.models import Meta, db
 
 Clock = Callable[[], datetime]
+T = TypeVar("T")
+
+#: SQLSTATEs after which PostgreSQL expects the whole transaction to be tried again:
+#: serialization_failure, deadlock_detected, lock_not_available.
+RETRY_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
+#: Tries of one transaction before a conflict is reported as an error.
+TRANSACTION_ATTEMPTS = 10
 
 CONFIG_GENERATION = "config_generation"
 
@@ -54,6 +72,40 @@ def current_database() -> Database:
     return db.obj
 
 
+def is_postgres(database: Database | None = None) -> bool:
+    """PostgreSQL: row locks (FOR UPDATE) are how processes take turns, not a file lock."""
+    return isinstance(database or current_database(), PostgresqlDatabase)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """A deadlock or serialization failure: the transaction may simply be run again."""
+    for candidate in (exc, *exc.args, exc.__cause__, exc.__context__):
+        if getattr(candidate, "pgcode", None) in RETRY_SQLSTATES:
+            return True
+    return False
+
+
+def in_transaction(work: Callable[[], T], *, attempts: int = TRANSACTION_ATTEMPTS) -> T:
+    """Run `work` in one transaction; run it again from the start when PostgreSQL aborts it as
+    the loser of a deadlock or serialization conflict (several processes on one database), so
+    such conflicts cost a retry, never an event or a delivery. Inside an outer transaction it
+    joins that one and leaves the retrying to its owner (a savepoint keeps the locks taken)."""
+    database = current_database()
+    if database.in_transaction():
+        with database.atomic():
+            return work()
+    for attempt in range(1, attempts + 1):
+        try:
+            with database.atomic():
+                return work()
+        except DatabaseError as exc:
+            if attempt == attempts or not is_retryable(exc):
+                raise
+        # Jittered, growing pause: the processes that collided should not collide again.
+        time.sleep(random.uniform(0, min(0.5, 0.005 * 2**attempt)))
+    raise AssertionError("unreachable")
+
+
 def executemany(sql: str, rows: Sequence[Sequence[Any]]) -> None:
     """Run one statement for many rows (`?` placeholders, adapted to the database)."""
     if not rows:
@@ -61,10 +113,12 @@ def executemany(sql: str, rows: Sequence[Sequence[Any]]) -> None:
     database = current_database()
     if database.param != "?":
         sql = sql.replace("?", database.param)
-    else:
-        # Text exactly as Peewee writes it (sqlite3's implicit datetime adapter is deprecated).
-        rows = [tuple(_sqlite_text(v) for v in row) for row in rows]
-    with __exception_wrapper__:  # driver errors become peewee's (IntegrityError, ...)
+        with __exception_wrapper__:  # driver errors become peewee's (IntegrityError, ...)
+            _pg_extras().execute_batch(database.cursor(), sql, _pg_rows(rows), page_size=200)
+        return
+    # Text exactly as Peewee writes it (sqlite3's implicit datetime adapter is deprecated).
+    rows = [tuple(_sqlite_text(v) for v in row) for row in rows]
+    with __exception_wrapper__:
         database.cursor().executemany(sql, rows)
 
 
@@ -84,8 +138,27 @@ def insert_rows(model: type[Model], fields: Sequence[Field], rows: Sequence[Sequ
         rows = [(*row, *tail) for row in rows]
     table = model._meta.table_name
     columns = ", ".join(f'"{f.column_name}"' for f in fields)
+    database = current_database()
+    if database.param != "?":
+        # psycopg2's executemany is one round trip per row; one multi-row VALUES per page.
+        with __exception_wrapper__:
+            _pg_extras().execute_values(
+                database.cursor(), f'INSERT INTO "{table}" ({columns}) VALUES %s',
+                _pg_rows(rows), page_size=500,
+            )
+        return
     marks = ", ".join("?" for _ in fields)
     executemany(f'INSERT INTO "{table}" ({columns}) VALUES ({marks})', rows)
+
+
+def _pg_rows(rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+    return [tuple(pg_text(v) for v in row) for row in rows]
+
+
+def _pg_extras() -> Any:
+    import psycopg2.extras  # only ever reached with a PostgreSQL database open
+
+    return psycopg2.extras
 
 
 def _sqlite_text(value: Any) -> Any:

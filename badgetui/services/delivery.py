@@ -1,7 +1,12 @@
 """Delivery: drain the durable issue/revoke jobs to the providers, exactly once at the provider.
 
 - Jobs are claimed atomically with a lease (several workers may run; a killed worker's jobs are
-  retaken when the lease ends). `attempts` is counted at claim time.
+  retaken when the lease ends). `attempts` is counted at claim time. On PostgreSQL the claim
+  locks the picked jobs and their badges (FOR NO KEY UPDATE ... SKIP LOCKED): workers never
+  wait on each other, never take the same job or run two jobs of one badge, and pass over a
+  badge that a batch is revoking right now.
+- Outcomes write the badge, then the job: the order processing locks them in, so a worker and
+  a batch cannot deadlock; a conflict PostgreSQL aborts anyway is retried.
 - Retryable failures back off exponentially with jitter, honouring Retry-After. Auth failures
   pause the account and say so. Permanent failures leave the job failed with the message.
 - An issue is never repeated blindly: any attempt after the first, and any duplicate answer,
@@ -32,7 +37,14 @@ from badgetui.providers.errors import (
     RetryableError,
 )
 from badgetui.services.accounts import Connections
-from badgetui.services.common import Clock, current_database, from_db, to_db
+from badgetui.services.common import (
+    Clock,
+    current_database,
+    from_db,
+    in_transaction,
+    is_postgres,
+    to_db,
+)
 from badgetui.settings import Settings
 from badgetui.store.models import Badge, DeliveryJob, ProviderAccount
 
@@ -58,6 +70,22 @@ WHERE j.state = 'queued' AND j.next_attempt_at <= ? AND a.paused_reason = ''
         AND r.kind = 'revoke' AND r.state IN ('queued', 'running')))
 ORDER BY j.next_attempt_at, j.id
 LIMIT ?
+"""
+#: PostgreSQL: lock the picked jobs and their badges; rows another worker (or a batch revoking
+#: the badge) holds are passed over rather than waited for. Only what will be taken is locked.
+_LOCK_SQL = """
+SELECT j.id FROM delivery_job j JOIN badge b ON b.id = j.badge_id
+WHERE j.id IN ({marks}) AND j.state = 'queued'
+FOR NO KEY UPDATE OF j, b SKIP LOCKED
+"""
+#: PostgreSQL, once those locks are held: which of them has a sibling job running (claimed by a
+#: worker that committed after the candidates were read; a worker still claiming holds the
+#: badge's lock and was skipped above).
+_SIBLING_RUNNING_SQL = """
+SELECT j.id FROM delivery_job j
+WHERE j.id IN ({marks}) AND EXISTS (
+    SELECT 1 FROM delivery_job o WHERE o.badge_id = j.badge_id AND o.id <> j.id
+    AND o.state = 'running')
 """
 # Performance: the revoke check starts from the learner's few badges (index on learner_id; the
 # unary `+` keeps SQLite off the template index, which every badge of a template shares, and
@@ -215,6 +243,7 @@ class DeliveryService:
         taken: list[int] = []
         badges: set[int] = set()
         accounts = [a for (a,) in _execute(_ACCOUNTS_SQL).fetchall()]
+        locking = is_postgres(database)
         while True:
             # Only due jobs of unpaused accounts are read, so once every such account is full
             # (or `limit` is reached) no further row could be taken: stop reading there rather
@@ -223,36 +252,76 @@ class DeliveryService:
                        sum(max(free.get(a, default_free), 0) for a in accounts))
             if room <= 0:
                 break
-            picked: list[tuple[int, int]] = []
-            wanted = dict(free)
-            cursor = _execute(_DUE_SQL, (to_db(now), limit * 4))
-            try:
-                for job_id, account_id, badge_id in cursor:
-                    if wanted.get(account_id, default_free) <= 0:
-                        continue
-                    if badge_id in badges:
-                        continue  # a badge's issue and revoke never run side by side
-                    badges.add(badge_id)
-                    picked.append((job_id, account_id))
-                    wanted[account_id] = wanted.get(account_id, default_free) - 1
-                    if len(picked) >= room:
-                        break
-            finally:
-                cursor.close()
+            # Read outside any transaction; then take what was picked in one (SQLite: under
+            # the write lock, where the conditional UPDATE settles races).
+            picked = self._pick(now, limit, room, free, default_free, badges)
             if not picked:
                 break
-            lost = False
             with database.atomic():  # one commit for the batch, not one per job
-                for job_id, account_id in picked:
-                    claimed = _execute(_TAKE_SQL, (lease, to_db(now), job_id)).rowcount
-                    if claimed:
-                        taken.append(job_id)
-                        free[account_id] = free.get(account_id, default_free) - 1
-                    else:
-                        lost = True  # another worker took it: look further, as before
-            if not lost:
+                mine = self._lock(picked) if locking else picked
+                lost = self._take(mine, lease, now, free, default_free, taken)
+            if not lost and len(mine) == len(picked):
                 break
         return self._load(taken)
+
+    def _pick(
+        self,
+        now: datetime,
+        limit: int,
+        room: int,
+        free: dict[int, int],
+        default_free: int,
+        badges: set[int],
+    ) -> list[tuple[int, int]]:
+        """Due (job, account) pairs within each account's free slots, one job per badge."""
+        picked: list[tuple[int, int]] = []
+        wanted = dict(free)
+        cursor = _execute(_DUE_SQL, (to_db(now), limit * 4))
+        try:
+            for job_id, account_id, badge_id in cursor:
+                if wanted.get(account_id, default_free) <= 0:
+                    continue
+                if badge_id in badges:
+                    continue  # a badge's issue and revoke never run side by side
+                badges.add(badge_id)
+                picked.append((job_id, account_id))
+                wanted[account_id] = wanted.get(account_id, default_free) - 1
+                if len(picked) >= room:
+                    break
+        finally:
+            cursor.close()
+        return picked
+
+    def _lock(self, picked: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """PostgreSQL: the picked jobs this worker now holds, and may run (see _LOCK_SQL)."""
+        ids = tuple(job_id for job_id, _ in picked)
+        marks = ", ".join("?" for _ in ids)
+        held = {job_id for (job_id,) in _execute(_LOCK_SQL.format(marks=marks), ids).fetchall()}
+        if held:
+            busy = tuple(sorted(held))
+            held -= {job_id for (job_id,) in _execute(
+                _SIBLING_RUNNING_SQL.format(marks=", ".join("?" for _ in busy)), busy).fetchall()}
+        return [(job_id, account_id) for job_id, account_id in picked if job_id in held]
+
+    def _take(
+        self,
+        picked: list[tuple[int, int]],
+        lease: datetime | None,
+        now: datetime,
+        free: dict[int, int],
+        default_free: int,
+        taken: list[int],
+    ) -> bool:
+        """Mark the picked jobs running; True when another worker took one of them first."""
+        lost = False
+        for job_id, account_id in picked:
+            claimed = _execute(_TAKE_SQL, (lease, to_db(now), job_id)).rowcount
+            if claimed:
+                taken.append(job_id)
+                free[account_id] = free.get(account_id, default_free) - 1
+            else:
+                lost = True  # another worker took it: look further, as before
+        return lost
 
     def _load(self, ids: list[int]) -> list[_Job]:
         if not ids:
@@ -467,16 +536,19 @@ class DeliveryService:
         now = self.clock()
         delay = self._backoff(job.attempts, exc.retry_after)
         message = f"attempt {job.attempts} failed: {exc.message}; retry in {delay:.1f} s"
-        with current_database().atomic():
-            DeliveryJob.update(
-                state="queued", next_attempt_at=to_db(now + timedelta(seconds=delay)),
-                last_error=message, lease_until=None, updated_at=to_db(now),
-            ).where(DeliveryJob.id == job.id).execute()
+
+        def write() -> None:
             where = Badge.id == job.badge_id
             if job.kind == "issue":
                 where &= Badge.external_id.is_null()  # a delivered badge keeps its state
             Badge.update(provider_state="error", last_error=message, updated_at=to_db(now)).where(
                 where).execute()
+            DeliveryJob.update(
+                state="queued", next_attempt_at=to_db(now + timedelta(seconds=delay)),
+                last_error=message, lease_until=None, updated_at=to_db(now),
+            ).where(DeliveryJob.id == job.id).execute()
+
+        in_transaction(write)
         report.counts["retried"] += 1
 
     def _pause(self, job: _Job, exc: AuthError, report: DeliveryReport) -> None:
@@ -484,14 +556,17 @@ class DeliveryService:
         account = ProviderAccount.get_by_id(job.account_id)
         reason = (f"{account.provider} refused the API key {mask(account.api_key)} "
                   f"({exc.message}); delivery paused until the key is fixed")
-        with current_database().atomic():
+
+        def write() -> None:
             ProviderAccount.update(paused_reason=reason).where(
                 ProviderAccount.id == job.account_id).execute()
+            Badge.update(last_error=reason, updated_at=now).where(
+                Badge.id == job.badge_id).execute()
             DeliveryJob.update(state="queued", attempts=DeliveryJob.attempts - 1,
                                last_error=reason, lease_until=None, updated_at=now).where(
                 DeliveryJob.id == job.id).execute()
-            Badge.update(last_error=reason, updated_at=now).where(
-                Badge.id == job.badge_id).execute()
+
+        in_transaction(write)
         if reason not in report.paused:
             report.paused.append(reason)
         report.last_progress = self.clock()
@@ -499,19 +574,23 @@ class DeliveryService:
     def _fail(self, job: _Job, exc: ProviderError, report: DeliveryReport) -> None:
         now = to_db(self.clock())
         message = f"{job.kind} failed: {exc.message}"
-        with current_database().atomic():
-            DeliveryJob.update(state="failed", last_error=message, lease_until=None,
-                               updated_at=now).where(DeliveryJob.id == job.id).execute()
+
+        def write() -> None:
             Badge.update(provider_state="error", last_error=message, updated_at=now).where(
                 Badge.id == job.badge_id).execute()
+            DeliveryJob.update(state="failed", last_error=message, lease_until=None,
+                               updated_at=now).where(DeliveryJob.id == job.id).execute()
+
+        in_transaction(write)
         report.counts["failed"] += 1
         report.last_progress = self.clock()
         report.errors.append(f"badge {job.badge_uuid}: {message}")
 
     def _cancel(self, job: _Job, report: DeliveryReport) -> None:
         now = to_db(self.clock())
-        DeliveryJob.update(state="cancelled", lease_until=None, updated_at=now).where(
-            DeliveryJob.id == job.id).execute()
+        in_transaction(lambda: DeliveryJob.update(
+            state="cancelled", lease_until=None, updated_at=now).where(
+            DeliveryJob.id == job.id).execute())
         report.counts["cancelled"] += 1
         report.last_progress = self.clock()
 
@@ -519,11 +598,14 @@ class DeliveryService:
         self, job: _Job, external_id: str | None, state: str, how: str, report: DeliveryReport
     ) -> None:
         now = to_db(self.clock())
-        with current_database().atomic():
-            _execute(_JOB_DONE_SQL, (now, job.id))
+
+        def write() -> None:
             if external_id:
                 _execute(_BADGE_DONE_EXTERNAL_SQL, (state, external_id, now, job.badge_id))
             else:
                 _execute(_BADGE_DONE_SQL, (state, now, job.badge_id))
+            _execute(_JOB_DONE_SQL, (now, job.id))
+
+        in_transaction(write)
         report.counts[how] += 1
         report.last_progress = self.clock()

@@ -4,6 +4,16 @@ A batch of parsed events is applied in arrival order to an in-memory view of the
 progress, then written with a handful of bulk statements in one transaction together with the
 intake records. The result is the same as processing the events one at a time, each in its own
 transaction; if the batch fails to write, it is retried exactly that way.
+
+Several processes may share one database. On SQLite a writer holds the whole file (BEGIN
+IMMEDIATE), so batches simply take turns. On PostgreSQL (READ COMMITTED) a batch first locks
+the rows of its learners (SELECT ... FOR NO KEY UPDATE, in username order; learners it has to
+create are inserted with ON CONFLICT DO NOTHING and then locked the same way), and only then
+reads which events were already processed and the progress: a learner's events are therefore
+applied by one batch at a time, each exactly once, in the order its stream gives them,
+whichever process runs them. Unique constraints (event id, learner, progress, held badge) back
+this up, and a transaction PostgreSQL aborts as a deadlock or serialization victim is run again
+(`in_transaction`), so a conflict costs a retry, never an event.
 """
 
 from __future__ import annotations
@@ -12,7 +22,7 @@ import json
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -24,9 +34,10 @@ from badgetui.services.common import (
     Clock,
     chunked,
     config_generation,
-    current_database,
     executemany,
+    in_transaction,
     insert_rows,
+    is_postgres,
     iso,
     to_db,
 )
@@ -37,6 +48,7 @@ from badgetui.services.matcher import (
     Matcher,
     compile_active,
 )
+from badgetui.store.database import pg_text
 from badgetui.store.models import (
     Badge,
     DeliveryJob,
@@ -124,18 +136,17 @@ class Processor:
     # -- entry point ---------------------------------------------------------------------
     def process(self, events: Sequence[Event], source: str) -> BatchResult:
         """Record and apply a batch; falls back to one transaction per event on a write error."""
-        database = current_database()
+        if is_postgres():
+            events = [_storable(e) for e in events]
         try:
-            with database.atomic():
-                return self._apply(events, source)
+            return in_transaction(lambda: self._apply(events, source))
         except DatabaseError:
             if len(events) == 1:
                 raise
         result = BatchResult()
         for event in events:
             try:
-                with database.atomic():
-                    one = self._apply([event], source)
+                one = in_transaction(lambda event=event: self._apply([event], source))
             except DatabaseError as exc:
                 result.errors.append((event, f"processing failed: {exc}"))
                 continue
@@ -151,8 +162,20 @@ class Processor:
         result = BatchResult()
         records: list[tuple[Any, ...] | None] = [None] * len(events)
 
-        ok_ids = [e.id for e in events if e.status == "ok" and e.id]
-        seen = self._already_processed(ok_ids)
+        ok = [e for e in events if e.status == "ok"]
+        # Lock the learners before reading anything about them (see the module docstring).
+        known = self._lock_learners(sorted({e.username or "" for e in ok}))
+        seen = self._already_processed([e.id for e in ok if e.id])
+        candidates = _first_seen(ok, seen)
+        missing = sorted({e.username or "" for e in candidates} - known.keys())
+        if missing:
+            known.update(self._create_learners(missing, candidates, now))
+            # Another process may have created (and fed) one of them since `seen` was read:
+            # now that they are locked, what it committed is visible.
+            new = set(missing)
+            seen.update(self._already_processed(
+                [e.id for e in ok if e.id and (e.username or "") in new]))
+
         fresh: list[Event] = []
         slots: list[int] = []
         for index, event in enumerate(events):
@@ -170,7 +193,7 @@ class Processor:
                 records[index] = self._record(event, event.status, event.reason, source, now,
                                               claim=False)
 
-        learners = self._learners([e for e in fresh], now)
+        learners = self._update_learners(fresh, known, now)
         matches: list[tuple[list[CompiledRequirement], list[CompiledPenalty]]] = [
             matcher.match(e.event_type or "", e.payload or {}) for e in fresh
         ]
@@ -212,41 +235,44 @@ class Processor:
             seen.update(row[0] for row in query.tuples())
         return seen
 
-    def _learners(self, events: list[Event], now: datetime) -> dict[str, int]:
-        """Create or update the learners of these events (the latest event's data wins)."""
-        latest: dict[str, tuple[Any, ...]] = {}
-        for event in events:
-            user = event.user or {}
-            pii = user.get("pii") or {}
-            latest[pii["username"]] = (
-                pii.get("email") or "",
-                pii.get("name") or "",
-                user.get("id"),
-                bool(user.get("is_active", True)),
-            )
-        if not latest:
-            return {}
-        names = list(latest)
+    def _lock_learners(self, names: list[str]) -> dict[str, tuple[int, tuple[Any, ...]]]:
+        """The existing learners of these (sorted) names with their data; on PostgreSQL their
+        rows stay locked until the transaction ends."""
         known: dict[str, tuple[int, tuple[Any, ...]]] = {}
+        lock = is_postgres()
         for chunk in chunked(names, IN_CHUNK):
-            rows = Learner.select(
+            query = Learner.select(
                 Learner.id, Learner.username, Learner.email, Learner.name, Learner.lms_id,
                 Learner.is_active,
-            ).where(Learner.username.in_(list(chunk))).tuples()
-            for lid, username, email, name, lms_id, active in rows:
+            ).where(Learner.username.in_(list(chunk)))
+            if lock:
+                query = query.order_by(Learner.username).for_update("FOR NO KEY UPDATE")
+            for lid, username, email, name, lms_id, active in query.tuples():
                 known[username] = (lid, (email, name, lms_id, bool(active)))
-        missing = [n for n in names if n not in known]
-        if missing:
-            rows = [(n, *latest[n], to_db(now)) for n in missing]
-            fields = [Learner.username, Learner.email, Learner.name, Learner.lms_id,
-                      Learner.is_active, Learner.updated_at]
-            for chunk in chunked(rows, 100):
-                Learner.insert_many(chunk, fields=fields).on_conflict_ignore().execute()
-            for chunk in chunked(missing, IN_CHUNK):
-                for lid, username in Learner.select(Learner.id, Learner.username).where(
-                    Learner.username.in_(list(chunk))
-                ).tuples():
-                    known[username] = (lid, latest[username])
+        return known
+
+    def _create_learners(
+        self, names: list[str], events: list[Event], now: datetime
+    ) -> dict[str, tuple[int, tuple[Any, ...]]]:
+        """Insert the missing learners (a concurrent insert of the same name wins quietly) and
+        lock them like `_lock_learners`."""
+        latest = _latest_user_data(events)
+        rows = [(n, *latest[n], to_db(now)) for n in names]
+        fields = [Learner.username, Learner.email, Learner.name, Learner.lms_id,
+                  Learner.is_active, Learner.updated_at]
+        for chunk in chunked(rows, 100):
+            Learner.insert_many(chunk, fields=fields).on_conflict_ignore().execute()
+        return self._lock_learners(names)
+
+    def _update_learners(
+        self,
+        events: list[Event],
+        known: dict[str, tuple[int, tuple[Any, ...]]],
+        now: datetime,
+    ) -> dict[str, int]:
+        """Keep each learner's data as the latest of these (processed) events says."""
+        latest = _latest_user_data(events)
+        names = list(latest)
         changed = [
             (*latest[n], to_db(now), known[n][0])
             for n in names
@@ -486,12 +512,15 @@ class Processor:
 
     def _revoke_existing(self, badges: list[_Badge], stamp: datetime | None) -> None:
         by_id = {b.id: b for b in badges}
-        stored = {
-            row.id: row
-            for chunk in chunked(list(by_id), IN_CHUNK)
-            for row in Badge.select(Badge.id, Badge.uuid, Badge.evidence, Badge.provider_state)
-            .where(Badge.id.in_(list(chunk)))
-        }
+        stored: dict[int, Badge] = {}
+        for chunk in chunked(sorted(by_id), IN_CHUNK):
+            query = Badge.select(Badge.id, Badge.uuid, Badge.evidence, Badge.provider_state).where(
+                Badge.id.in_(list(chunk)))
+            if is_postgres():
+                # A delivery worker recording this badge's issue waits, or is waited for: the
+                # provider state read here is the one the revocation is decided on.
+                query = query.order_by(Badge.id).for_update("FOR NO KEY UPDATE")
+            stored.update({row.id: row for row in query})
         updates = []
         revoke_jobs = []
         for bid, badge in by_id.items():
@@ -604,6 +633,46 @@ class Processor:
             payload,
             effects,
         )
+
+
+def _storable(event: Event) -> Event:
+    """The event with its id and username as PostgreSQL stores them (a NUL becomes U+FFFD,
+    see `pg_text`), so what is looked up matches what was written."""
+    username = event.username
+    if "\x00" not in (event.id or "") and "\x00" not in (username or ""):
+        return event
+    payload = event.payload
+    if payload is not None and username is not None and "\x00" in username:
+        user = payload["user"]
+        payload = {**payload, "user": {**user, "pii": {**user["pii"],
+                                                        "username": pg_text(username)}}}
+    return replace(event, id=pg_text(event.id), payload=payload)
+
+
+def _first_seen(events: list[Event], seen: set[str]) -> list[Event]:
+    """The events `_apply` would process given `seen`: new ids, first occurrence only."""
+    ids: set[str | None] = set(seen)
+    out = []
+    for event in events:
+        if event.id not in ids:
+            ids.add(event.id)
+            out.append(event)
+    return out
+
+
+def _latest_user_data(events: list[Event]) -> dict[str, tuple[Any, ...]]:
+    """Username -> (email, name, LMS id, active) from the last of these events that names it."""
+    latest: dict[str, tuple[Any, ...]] = {}
+    for event in events:
+        user = event.user or {}
+        pii = user.get("pii") or {}
+        latest[pii["username"]] = (
+            pii.get("email") or "",
+            pii.get("name") or "",
+            user.get("id"),
+            bool(user.get("is_active", True)),
+        )
+    return latest
 
 
 def _evidence(badge: _Badge) -> str:

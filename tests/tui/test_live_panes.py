@@ -255,7 +255,7 @@ async def test_events_filter_by_outcome_and_learner(psvc):
         assert column(grid, 1) == ["duplicate"] and column(grid, 3) == ["ann"]
         pane.query_one("#outcome", Select).value = "rejected"
         await settle(pilot)
-        assert column(grid, 1) == ["rejected"] and column(grid, 5) == ["t:4"]
+        assert column(grid, 1) == ["rejected"] and column(grid, 4) == ["t:4"]
         pane.query_one("#outcome", Select).clear()
         pane.query_one("#text", Input).value = "bo"
         await settle(pilot)
@@ -314,7 +314,7 @@ async def test_enter_on_an_event_shows_it_in_full(psvc):
         await pilot.press("e")
         await settle(pilot)
         grid = table(app, "events")
-        assert column(grid, 4) == ["", "e-full"]  # newest first
+        assert column(grid, 6) == ["", "e-full"]  # newest first
         grid.focus()
         await pilot.press("down", "enter")
         await settle(pilot)

@@ -115,8 +115,9 @@ class RevokeScreen(ModalScreen[str | None]):
 
 
 class BadgesPane(PagedTablePane):
-    COLUMNS = ("Learner", "Template", "Status", "Provider state", "External id", "Awarded",
-               "Revoked", "Last error")
+    # The long provider id last: what an operator scans for (state, error) stays on screen.
+    COLUMNS = ("Learner", "Template", "Status", "Provider state", "Awarded", "Revoked",
+               "Last error / reason", "External id")
     BINDINGS = [
         *PagedTablePane.BINDINGS,
         Binding("w", "why", "Why", id="badges.why"),
@@ -136,9 +137,9 @@ class BadgesPane(PagedTablePane):
     def fetch(self, filters: Filters, limit: int, offset: int) -> list[Row]:
         rows = list_badges(**_query_args(filters), limit=limit, offset=offset, newest_first=True)
         return [
-            (str(b.id), (b.username, b.template, b.status, b.provider_state, b.external_id or "",
+            (str(b.id), (b.username, b.template, b.status, b.provider_state,
                          when(b.awarded_at), when(b.revoked_at),
-                         b.last_error or b.revoke_reason))
+                         Text(b.last_error or b.revoke_reason), b.external_id or ""))
             for b in rows
         ]
 

@@ -177,7 +177,8 @@ class IngestScreen(ModalScreen[None]):
 
 
 class EventsPane(PagedTablePane):
-    COLUMNS = ("Received", "Outcome", "Type", "Learner", "Event id", "Source", "Reason / effects")
+    COLUMNS = ("Received", "Outcome", "Type", "Learner", "Source", "Reason / effects",
+               "Event id")
     BINDINGS = [
         *PagedTablePane.BINDINGS,
         Binding("i", "ingest", "Ingest file", id="events.ingest"),
@@ -194,9 +195,9 @@ class EventsPane(PagedTablePane):
             (str(r.id), (
                 Text(when(r.received_at)), Text(r.outcome, style=OUTCOME_STYLES.get(r.outcome, "")),
                 Text(short_event(r.event_type) if r.event_type else ""), Text(r.username or ""),
-                Text(r.event_id or ""),
                 Text(r.source + (f":{r.line}" if r.line is not None else "")),
                 Text(_cut(r.reason or r.effects)),
+                Text(r.event_id or ""),
             ))
             for r in rows
         ]

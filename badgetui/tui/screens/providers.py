@@ -322,7 +322,7 @@ class ProvidersPane(Pane):
             lines.append(f"[b $warning]{escape(row.warning.replace('…', '***'))}[/]")
         if view.paused_reason:
             lines.append(f"[b $error]delivery paused: {escape(view.paused_reason)}[/] "
-                         "(change the key with e to resume)")
+                         "(change the key with k to resume)")
         lines.append(f"{row.templates} templates, {row.active} active; last sync "
                      f"{_when(view.last_sync_at)}: {escape(view.last_sync_result or '-')}")
         detail.update("\n".join(lines))

@@ -162,11 +162,13 @@ class PagedTablePane(Pane):
         cursor = table.cursor_row
         with self.app.batch_update():
             table.clear()
-            for column in table.columns.values():
-                # Widths fit the rows shown: a filter that leaves one failed badge must not
-                # keep the width of ids no longer there (and push its error off screen).
-                if column.auto_width:
-                    column.content_width = column.width  # the label's width
+            if self._to_top:
+                # A new filter or page: widths fit its rows, so one failed badge does not keep
+                # the width of ids no longer shown (pushing its error off screen). Live
+                # reloads keep the widths: columns do not jump while events arrive.
+                for column in table.columns.values():
+                    if column.auto_width:
+                        column.content_width = column.width  # the label's width
             for key, cells in rows:
                 table.add_row(*cells, key=key)
         if rows:
