@@ -7,6 +7,13 @@ writes them (8 fields, schemaless Avro). Each run gets a fresh database and grou
 run with `--drain` and exit once the stream is read. Timed from the first entry the group hands
 out to the last acknowledgement (process start-up is shown apart).
 
+Two consumers must end exactly where one does (same awarded and revoked counts): the penalty
+makes the order of a learner's events matter, so a group commits its entries in stream order
+whichever consumer holds them (`BusConsumer`). Two consumers therefore take turns; what overlaps
+is one batch's reading and decoding with the other's commit. Several consumers buy availability
+(a dead consumer's entries are taken over), not throughput on one stream; `waited` is the time
+each spent waiting for the other's earlier batch.
+
     python bench/bus.py [--events 20000] [--redis redis://127.0.0.1:6379/0]
                         [--postgres postgresql://postgres@127.0.0.1:5432/test]
 """
@@ -153,6 +160,7 @@ def run(client: redis.Redis, url: str, db: str, loaded: list[dict[bytes, bytes]]
             "duplicates": sum(o["duplicate"] for o in outputs),
             "dead_lettered": sum(o["dead_lettered"] for o in outputs),
             "shares": [o["acked"] for o in outputs],
+            "waited": [o["waited_ms"] / 1000 for o in outputs],
             "awarded": sum(o["awarded"] for o in outputs),
             "revoked": sum(o["revoked"] for o in outputs)}
 
@@ -186,8 +194,8 @@ def main() -> None:
                   f"{result['rate']:>7,.0f} events/s ({result['seconds']:.2f} s; start-up "
                   f"{result['startup']:.2f} s) processed {result['processed']}, duplicates "
                   f"{result['duplicates']}, dead-lettered {result['dead_lettered']}, shares "
-                  f"{result['shares']}, awarded {result['awarded']}, revoked "
-                  f"{result['revoked']}", flush=True)
+                  f"{result['shares']} (waited {', '.join(f'{w:.2f}' for w in result['waited'])}"
+                  f" s), awarded {result['awarded']}, revoked {result['revoked']}", flush=True)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ the way the LMS writes them (openedx-events.md §7)."""
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
 import subprocess
 import sys
@@ -16,6 +17,14 @@ import redis
 
 from badgetui.domain import avro
 from badgetui.services.bus import BusConfig, BusConsumer, ConsumerStats
+from tests.helpers import (
+    config_text,
+    course_event,
+    penalty,
+    requirement,
+    rule,
+    template_config,
+)
 
 REDIS_URL = os.environ.get("BADGETUI_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
@@ -109,3 +118,43 @@ def db_count(db: Path | str, sql: str) -> int:
 
 def pending(client: redis.Redis, stream: str, group: str = "badgetui") -> int:
     return int(client.xpending(stream, group)["pending"])
+
+
+def storm_course(template: int, part: str) -> str:
+    return f"course-v1:edX+Storm{template}+{part}"
+
+
+def storm_config(templates: list[str]) -> str:
+    """The storm shape of bench/processing.py: per template `(X or Y) and Z`, and a penalty
+    (failing Z resets z and revokes a held badge; passing Z again re-awards)."""
+    return config_text(*[
+        template_config(ext, [
+            requirement("x", rule("is_passing", "true"), rule("course.course_key",
+                                                              storm_course(t, "X")), group="A"),
+            requirement("y", rule("is_passing", "true"), rule("course.course_key",
+                                                              storm_course(t, "Y")), group="A"),
+            requirement("z", rule("is_passing", "true"), rule("course.course_key",
+                                                              storm_course(t, "Z")), group="B"),
+        ], [penalty(["z"], rule("is_passing", "false"),
+                    rule("course.course_key", storm_course(t, "Z")))])
+        for t, ext in enumerate(templates)
+    ])
+
+
+def storm_events(templates: int, events: int, learners: int, seed: int, *,
+                 redelivered: int = 0) -> list[dict[str, Any]]:
+    """Mixed passing (80 %) and failing events, about ten per learner, each learner mostly on
+    one template: which badges exist, and which are revoked, depends on each learner's order.
+    `redelivered` events come again later with the same id (the LMS redelivering)."""
+    rnd = random.Random(seed)
+    follows = [rnd.randrange(templates) for _ in range(learners)]
+    out = []
+    for n in range(events):
+        learner = rnd.randrange(learners)
+        t = follows[learner] if rnd.random() < 0.9 else rnd.randrange(templates)
+        out.append(course_event(f"learner{learner}", storm_course(t, rnd.choice("XYZ")),
+                                passing=rnd.random() < 0.8, event_id=f"storm-{n}", seconds=n,
+                                uid=1000 + learner))
+    for event in rnd.sample(out, redelivered):
+        out.insert(rnd.randrange(out.index(event) + 1, len(out) + 1), dict(event))
+    return out

@@ -1,7 +1,8 @@
 """The Redis Streams consumer and publisher against a real Redis (openedx-events.md §7.2, §7.3).
 
-Each test has a stream of its own, deleted afterwards. The two-consumer test on PostgreSQL runs
-when BADGETUI_TEST_POSTGRES holds a server URL (it creates and drops its own databases).
+Each test has a stream of its own, deleted afterwards. The two-consumer comparison runs on SQLite
+(one file shared by two processes) and, when BADGETUI_TEST_POSTGRES holds a server URL, on
+PostgreSQL (it creates and drops its own databases).
 """
 
 from __future__ import annotations
@@ -30,8 +31,16 @@ from peewee import OperationalError
 
 from badgetui.domain import avro
 from badgetui.domain.events import BADGE_AWARDED, BADGE_REVOKED, COURSE_PASSING
-from badgetui.services.bus import FIELDS, BusConsumer, BusPublisher, utc_time
-from badgetui.services.common import iso
+from badgetui.services.bus import (
+    FIELDS,
+    BusConsumer,
+    BusPublisher,
+    read_watermark,
+    utc_time,
+    watermark_keys,
+    write_watermark,
+)
+from badgetui.services.common import in_transaction, iso
 from badgetui.store.models import (
     Badge,
     DeliveryJob,
@@ -51,6 +60,8 @@ from tests.bus_helpers import (
     pending,
     produce,
     redis_or_skip,
+    storm_config,
+    storm_events,
 )
 from tests.helpers import (
     DEMO,
@@ -431,6 +442,63 @@ def test_sigkill_mid_stream_then_restart_equals_an_uninterrupted_run(
     assert any(status == "revoked" for _, _, status in reference[0])
 
 
+def test_a_consumer_killed_beside_another_is_taken_over_and_changes_nothing(
+        services, synced, rds, stream, tmp_path, db_url, new_database):
+    """Two consumers, one SIGKILLed mid-stream: the other waits for the entries it held, takes
+    them over after the claim timeout and ends where one uninterrupted consumer ends."""
+    setup_templates(services, synced)
+    events = workload(2400, 80, seed=9)
+    env = bus_env(db_url, tmp_path, stream, BADGETUI_BUS_BATCH="25",
+                  BADGETUI_BUS_CLAIM_TIMEOUT="1")
+    procs = [consumer_process({**env, "BADGETUI_BUS_CONSUMER": f"pod-{n}"}, "--json")
+             for n in (1, 2)]
+    try:
+        deadline = time.monotonic() + 60
+        while len(_consumers(rds, stream)) < 2:
+            assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
+            time.sleep(0.05)
+        produce(rds, stream, *events)
+        while db_count(db_url, "SELECT COUNT(*) FROM intake_record") < 600:
+            assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
+            time.sleep(0.005)
+        procs[0].send_signal(signal.SIGKILL)
+        procs[0].wait(10)
+        deadline = time.monotonic() + 120
+        while not _read_all(rds, stream, len(events)):
+            assert time.monotonic() < deadline and procs[1].poll() is None
+            time.sleep(0.05)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+    out, err = procs[1].communicate(timeout=60)
+    procs[0].communicate(timeout=10)
+    assert procs[1].returncode == 0, err
+    assert "taking over" in err or "took over" in err, err
+    assert json.loads(out)["processed"] > 0
+    survived = state()
+    services.close()
+
+    ref_db = new_database("reference")
+    from badgetui.services import Services
+    from badgetui.services.templates import SyncedTemplate
+    from badgetui.settings import Settings
+    from badgetui.store.models import ProviderAccount
+
+    ref = Services.open(Settings(db=ref_db))
+    ref.templates.add_account("credly", "org", "key-0000")
+    ref.templates.upsert_synced(ProviderAccount.get(), [SyncedTemplate("t1", "t1")])
+    setup_templates(ref, lambda *ids: list(ids))
+    proc = consumer_process(bus_env(ref_db, tmp_path, stream, BADGETUI_BUS_GROUP="reference",
+                                    BADGETUI_BUS_BATCH="25"), "--drain", "--json")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    reference = state()
+    ref.close()
+    assert survived == reference
+    assert any(status == "revoked" for _, _, status in reference[0])
+
+
 # -- publishing ---------------------------------------------------------------------------------
 def _awards_and_a_revocation(services, synced) -> None:
     setup_templates(services, synced)
@@ -564,10 +632,126 @@ def test_cli_refuses_to_consume_without_a_redis_url(tmp_path):
                                      "BADGETUI_REDIS_URL")
 
 
-# -- two consumers on PostgreSQL -----------------------------------------------------------------
-@pytest.fixture
-def pg_databases() -> Iterator[list[str]]:
-    """Two fresh databases on the server of BADGETUI_TEST_POSTGRES, dropped afterwards."""
+# -- stream order across consumers -------------------------------------------------------------
+def _pass_pass_fail(rds: redis.Redis, stream: str) -> list[bytes]:
+    """ada earns the badge (demo, other), then fails demo: awarded, then revoked. Taken out of
+    order, the failure comes first (nothing to revoke) and the badge stays awarded, or comes
+    between the two and no badge is earned at all."""
+    return produce(rds, stream, course_event("ada", DEMO, event_id="p1"),
+                   course_event("ada", OTHER, event_id="p2"),
+                   course_event("ada", DEMO, passing=False, event_id="f3"))
+
+
+def test_a_batch_waits_for_what_a_dead_consumer_held_then_takes_it_over(services, synced, rds,
+                                                                       stream):
+    setup_templates(services, synced)
+    rds.xgroup_create(stream, "badgetui", id="0", mkstream=True)
+    ids = _pass_pass_fail(rds, stream)
+    assert len(rds.xreadgroup("badgetui", "dead-pod", {stream: ">"}, count=2)[0][1]) == 2
+    # Our consumer is handed the failure; the passes before it wait with the dead consumer.
+    stats = consume(services, stream, claim_timeout=0.5)
+    assert stats.counts == Counter(processed=3) and pending(rds, stream) == 0
+    assert stats.waited > 0.2
+    assert [(b.learner.username, b.status) for b in Badge.select()] == [("ada", "revoked")]
+    assert read_watermark(watermark_keys(stream, "badgetui")) == _key(ids[-1])
+
+
+def test_another_consumers_entry_between_two_of_ours_cuts_the_batch(services, synced, rds,
+                                                                    stream):
+    setup_templates(services, synced)
+    rds.xgroup_create(stream, "badgetui", id="0", mkstream=True)
+    ids = _pass_pass_fail(rds, stream)
+    rds.xreadgroup("badgetui", "dead-pod", {stream: ">"}, count=3)
+    # test-1 crashed holding the first and the last entry; dead-pod still holds the middle one.
+    rds.xclaim(stream, "badgetui", "test-1", 0, [ids[0], ids[2]], justid=True)
+    stats = consume(services, stream, claim_timeout=0.5)
+    assert stats.counts == Counter(processed=3) and pending(rds, stream) == 0
+    assert [(b.learner.username, b.status) for b in Badge.select()] == [("ada", "revoked")]
+    records = IntakeRecord.select().order_by(IntakeRecord.id)
+    assert [r.ref_id for r in records] == ["p1", "p2", "f3"]
+
+
+def test_a_batch_below_the_watermark_waits_for_nobody(services, synced, rds, stream):
+    setup_templates(services, synced)
+    rds.xgroup_create(stream, "badgetui", id="0", mkstream=True)
+    ids = _pass_pass_fail(rds, stream)
+    # A consumer committed the two passes and died before acknowledging them.
+    rds.xreadgroup("badgetui", "dead-pod", {stream: ">"}, count=2)
+    services.intake.ingest_objects([course_event("ada", DEMO, event_id="p1"),
+                                    course_event("ada", OTHER, event_id="p2")], "crashed")
+    in_transaction(lambda: write_watermark(watermark_keys(stream, "badgetui"), _key(ids[1])))
+    started = time.monotonic()
+    stats = consume(services, stream)  # claim timeout 60 s: the dead pod's entries stay
+    assert time.monotonic() - started < 5 and stats.waited == 0
+    assert stats.counts == Counter(processed=1)
+    assert [(b.learner.username, b.status) for b in Badge.select()] == [("ada", "revoked")]
+    assert pending(rds, stream) == 2
+    # Taken over later, they are recorded as the duplicates they are.
+    time.sleep(0.3)
+    stats = consume(services, stream, consumer="test-2", claim_timeout=0.2)
+    assert stats.counts == Counter(duplicate=2) and pending(rds, stream) == 0
+
+
+def test_a_stop_while_waiting_leaves_the_batch_pending(services, synced, rds, stream,
+                                                      monkeypatch):
+    import threading
+
+    from badgetui.services import bus
+
+    monkeypatch.setattr(bus, "STOP_GRACE", 0.5)
+    setup_templates(services, synced)
+    rds.xgroup_create(stream, "badgetui", id="0", mkstream=True)
+    _pass_pass_fail(rds, stream)
+    rds.xreadgroup("badgetui", "dead-pod", {stream: ">"}, count=2)
+    stop = threading.Event()
+    consumer = BusConsumer(services.intake, bus_config(stream), services.clock, stop=stop)
+    worker = threading.Thread(target=consumer.run)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while consumer.stats.waited == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        worker.join(10)
+    assert not worker.is_alive()
+    # Not committed, not acknowledged: the failure stays ours, to finish after a restart.
+    assert IntakeRecord.select().count() == 0
+    mine = rds.xpending_range(stream, "badgetui", "-", "+", 10, consumername="test-1")
+    assert [r["message_id"] for r in mine] == [rds.xrange(stream)[2][0]]
+    time.sleep(0.3)
+    stats = consume(services, stream, claim_timeout=0.2)
+    assert stats.counts == Counter(processed=3)
+    assert [b.status for b in Badge.select()] == ["revoked"]
+
+
+def _consumers(rds: redis.Redis, stream: str, group: str = "badgetui") -> list[bytes]:
+    try:
+        return [c["name"] for c in rds.xinfo_consumers(stream, group)]
+    except redis.ResponseError:  # no stream or group yet
+        return []
+
+
+def _read_all(rds: redis.Redis, stream: str, total: int, group: str = "badgetui") -> bool:
+    """The group was handed all `total` entries and acknowledged them."""
+    mine = [g for g in rds.xinfo_groups(stream) if g["name"] == group.encode()]
+    return bool(mine) and mine[0]["entries-read"] == total and mine[0]["pending"] == 0
+
+
+def _key(entry_id: bytes) -> tuple[int, int]:
+    ms, seq = entry_id.decode().split("-")
+    return int(ms), int(seq)
+
+
+# -- two consumers, one database ----------------------------------------------------------------
+@pytest.fixture(params=["sqlite", "postgres"])
+def two_databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[str]]:
+    """Two fresh databases: SQLite files, or databases on the server of BADGETUI_TEST_POSTGRES
+    (dropped afterwards)."""
+    if request.param == "sqlite":
+        yield [str(tmp_path / "shared.db"), str(tmp_path / "single.db")]
+        return
     if not POSTGRES_URL:
         pytest.skip("BADGETUI_TEST_POSTGRES is not set")
     import psycopg2
@@ -590,45 +774,30 @@ def pg_databases() -> Iterator[list[str]]:
         admin.close()
 
 
-def test_two_consumers_on_postgresql_match_one(pg_databases, rds, stream, tmp_path):
+def test_two_consumers_match_one_with_penalties_and_revocations(two_databases, rds, stream,
+                                                               tmp_path):
     from badgetui.sandbox import Emulator
     from badgetui.sandbox.server import start_in_thread
     from badgetui.services import Services
     from badgetui.settings import Settings
     from tests.conftest import CREDLY_ORG, credly_templates, sandbox_seed
 
-    shared_db, reference_db = pg_databases
+    shared_db, reference_db = two_databases
     emulator = Emulator(sandbox_seed(), rng_seed=3)
     base, stop_emulator = start_in_thread(emulator)
-    tpl = credly_templates(1)[0]["id"]
+    tpls = [t["id"] for t in credly_templates(5)]
     urls = {"credly_api_url": f"{base}/credly/v1/", "accredible_api_url": f"{base}/accredible/v1/"}
-    # Passing events only: which badges exist and how many groups each learner completed do
-    # not depend on the order in which two consumers happen to commit (with penalties they
-    # would: a group shares entries between its consumers without keeping a learner's order).
-    # About ten events per learner over six courses, so both processes often work on the same
-    # learner's progress at once.
-    courses = [f"course-v1:edX+Bus+C{n}" for n in range(6)]
-    rnd = random.Random(11)
-    events = []
-    for n in range(3000):
-        learner = rnd.randrange(300)
-        events.append(course_event(f"learner{learner}", rnd.choice(courses),
-                                   event_id=f"pg-{n}", seconds=n, uid=1000 + learner))
-    events += [dict(e) for e in rnd.sample(events, 200)]  # redelivered by the LMS: same ids
-    rnd.shuffle(events)
-    cfg = config_text(template_config(tpl, [
-        requirement(f"c{n}", rule("is_passing", "true"), rule("course.course_key", key),
-                    group="A" if n < 3 else "B")
-        for n, key in enumerate(courses)
-    ]))
+    # The storm shape: about ten events per learner, a fifth of them failing, so badges are
+    # awarded, revoked and earned again; a learner's final state depends on the order of their
+    # events, which two consumers must keep however the group splits the stream between them.
+    events = storm_events(len(tpls), 3000, 300, seed=11, redelivered=200)
     try:
         for url in (shared_db, reference_db):
             services = Services.open(Settings(db=url, **urls))
             asyncio.run(services.accounts.add_credly(CREDLY_ORG, "sandbox-credly-key"))
             asyncio.run(services.sync.sync(None))
-            services.config.import_text(cfg)
+            services.config.import_text(storm_config(tpls))
             services.close()
-        produce(rds, stream, *events)
 
         def env(db: str, **extra: str) -> dict[str, str]:
             return bus_env(db, tmp_path, stream, BADGETUI_CREDLY_API_URL=urls["credly_api_url"],
@@ -636,15 +805,35 @@ def test_two_consumers_on_postgresql_match_one(pg_databases, rds, stream, tmp_pa
                            BADGETUI_BUS_BATCH="50", BADGETUI_DELIVERY_BASE_DELAY="0.1",
                            BADGETUI_DELIVERY_LEASE="5", **extra)
 
-        started = time.monotonic()
+        # Both consumers are reading before the first entry arrives, so that each takes a share
+        # however slowly either starts; they are stopped (SIGTERM) once everything is done.
         procs = [consumer_process(env(shared_db, BADGETUI_BUS_CONSUMER=f"pod-{n}"),
-                                  "--deliver", "--drain", "--json") for n in (1, 2)]
-        outputs = [p.communicate(timeout=600) for p in procs]
-        elapsed = time.monotonic() - started
+                                  "--deliver", "--json") for n in (1, 2)]
+        try:
+            deadline = time.monotonic() + 60
+            while len(_consumers(rds, stream)) < 2:
+                assert time.monotonic() < deadline and all(p.poll() is None for p in procs), \
+                    [p.communicate() for p in procs if p.poll() is not None]
+                time.sleep(0.05)
+            produce(rds, stream, *events)
+            started = time.monotonic()
+            deadline = started + 600
+            open_jobs = "SELECT COUNT(*) FROM delivery_job WHERE state IN ('queued', 'running')"
+            while not (_read_all(rds, stream, len(events))
+                       and db_count(shared_db, open_jobs) == 0):
+                assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
+                time.sleep(0.1)
+            elapsed = time.monotonic() - started
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+        outputs = [p.communicate(timeout=60) for p in procs]
         assert all(p.returncode == 0 for p in procs), outputs
         counts = [json.loads(out) for out, _ in outputs]
         assert all(c["processed"] > 0 for c in counts), counts  # both took a share
         assert sum(c["processed"] for c in counts) == 3000, counts
+        assert sum(c["duplicate"] for c in counts) == 200, counts
         assert sum(c["dead_lettered"] for c in counts) == 0, counts
         assert pending(rds, stream) == 0
 
@@ -652,31 +841,48 @@ def test_two_consumers_on_postgresql_match_one(pg_databases, rds, stream, tmp_pa
                                "--json")
         out, err = ref.communicate(timeout=600)
         assert ref.returncode == 0, err
-        assert json.loads(out)["processed"] == 3000
+        single_counts = json.loads(out)
+        assert single_counts["processed"] == 3000
+        assert sum(c["awarded"] for c in counts) == single_counts["awarded"]
+        assert sum(c["revoked"] for c in counts) == single_counts["revoked"]
 
-        def badges(url: str) -> tuple[list[Any], list[Any]]:
+        def outcome(url: str) -> tuple[list[Any], ...]:
             services = Services.open(Settings(db=url, **urls))
             try:
-                held = sorted((b.learner.username, b.template.external_id, b.status,
-                               b.external_id) for b in Badge.select())
-                progress = sorted((p.learner.username, p.fulfilled_groups, p.complete)
+                badges = sorted((b.learner.username, b.template.external_id, b.status,
+                                 b.external_id or "") for b in Badge.select())
+                progress = sorted((p.learner.username, p.template.external_id,
+                                   p.fulfilled_groups, p.complete, p.badge_id is not None)
                                   for p in Progress.select())
-                return held, progress
+                fulfilled = sorted((f.progress.learner.username, f.progress.template.external_id,
+                                    f.requirement.key, f.event_id) for f in Fulfillment.select())
+                return badges, progress, fulfilled
             finally:
                 services.close()
 
-        shared, shared_progress = badges(shared_db)
-        single, single_progress = badges(reference_db)
+        shared, shared_progress, shared_fulfilled = outcome(shared_db)
+        single, single_progress, single_fulfilled = outcome(reference_db)
         assert [b[:3] for b in shared] == [b[:3] for b in single]
         assert shared_progress == single_progress
-        assert len(shared) > 100
+        assert shared_fulfilled == single_fulfilled
+        statuses = Counter(b[2] for b in shared)
+        assert statuses["awarded"] > 100 and statuses["revoked"] > 50, statuses
 
+        # Each badge reached the provider once: one remote badge per issued badge, revoked
+        # there when revoked here, never two live ones for a learner and template.
         remote = [b for b in emulator.state()["credly"]["badges"]
-                  if b["badge_template_id"] == tpl]
-        per_earner = Counter(b["issuer_earner_id"] for b in remote)
-        assert all(n == 1 for n in per_earner.values()), per_earner.most_common(3)
-        assert sorted(b["id"] for b in remote) == sorted(b[3] for b in shared)
+                  if b["badge_template_id"] in tpls]
+        remote_state = {b["id"]: b["state"] for b in remote}
+        assert len(remote_state) == len(remote)
+        issued = {b[3]: b[2] for b in shared if b[3]}
+        assert set(remote_state) == set(issued)
+        assert all(b[3] for b in shared if b[2] == "awarded")
+        assert all((remote_state[i] == "revoked") == (s == "revoked") for i, s in issued.items())
+        live = Counter((b["issuer_earner_id"], b["badge_template_id"]) for b in remote
+                       if b["state"] != "revoked")
+        assert all(n == 1 for n in live.values()), live.most_common(3)
         print(f"two consumers: {3200 / elapsed:,.0f} entries/s incl. delivery; "
-              f"shares {[c['processed'] for c in counts]}")
+              f"shares {[c['processed'] for c in counts]}; waited "
+              f"{[c['waited_ms'] for c in counts]} ms; badges {dict(statuses)}")
     finally:
         stop_emulator()

@@ -19,7 +19,9 @@ from badgetui.services.common import (
     NotFound,
     ServiceError,
     current_database,
+    is_postgres,
     iso,
+    stop_issue,
     to_db,
 )
 from badgetui.services.templates import audit
@@ -49,18 +51,9 @@ class BadgeActions:
             raise ActionRefused("a revoke needs a reason (the provider shows it to the learner)")
         now = to_db(self.clock())
         with current_database().atomic():
-            badge = _awarded(badge_id)
-            issue = (DeliveryJob.badge == badge.id) & (DeliveryJob.kind == "issue")
-            # Never attempted, or failed for good: the provider has nothing; cancel the issue.
-            cancelled = (
-                DeliveryJob.update(state="cancelled", updated_at=now)
-                .where(issue & (((DeliveryJob.state == "queued") & (DeliveryJob.attempts == 0))
-                                | (DeliveryJob.state == "failed")))
-                .execute()
-            )
+            badge = _awarded(badge_id, lock=True)
+            cancelled = stop_issue(badge.id, now)
             if not cancelled:
-                DeliveryJob.update(state="cancelled", updated_at=now).where(
-                    issue & (DeliveryJob.state == "queued")).execute()
                 DeliveryJob.create(badge=badge.id, account=badge.template.account_id,
                                    kind="revoke", state="queued", next_attempt_at=now,
                                    created_at=now, updated_at=now)
@@ -113,11 +106,16 @@ class BadgeActions:
         return done
 
 
-def _awarded(badge_id: int) -> Any:
-    badge = (
+def _awarded(badge_id: int, *, lock: bool = False) -> Any:
+    query = (
         Badge.select(Badge, Template, Learner).join(Template).switch(Badge).join(Learner)
-        .where(Badge.id == badge_id).first()
+        .where(Badge.id == badge_id)
     )
+    if lock and is_postgres():
+        # As processing does: a delivery worker recording this badge's issue waits, or is
+        # waited for, so the provider state the revoke is decided on is current.
+        query = query.for_update("FOR NO KEY UPDATE OF t1")
+    badge = query.first()
     if badge is None:
         raise NotFound(f"no badge {badge_id}")
     if badge.status != "awarded":

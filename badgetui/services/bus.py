@@ -7,6 +7,11 @@ is retried with backoff and then dead-lettered, and a malformed one is dead-lett
 so one poison entry never stops the stream. Entries become the same envelope a JSON Lines file
 holds and go through the same `IntakeService`: one way in for events.
 
+Several consumers in one group give the result of one: penalties make the order of a learner's
+events matter, so entries are committed in stream order whoever holds them (a watermark kept in
+the database, see `BusConsumer`). They take turns on the stream: more consumers buy
+availability (a dead one's entries are taken over), not throughput.
+
 The publisher drains the outgoing-events table (a transactional outbox): rows are written to the
 stream after the transaction that made them committed, keep their UUID as `id`, and are marked
 published only after `XADD` succeeded, so a crash re-publishes with the same id.
@@ -18,6 +23,7 @@ of `stop` being set.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import socket
@@ -30,18 +36,25 @@ from datetime import datetime
 from typing import Any, Final
 
 import redis
-from peewee import InterfaceError, OperationalError
+from peewee import DatabaseError, InterfaceError, OperationalError
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from badgetui.domain import avro
 from badgetui.domain.events import EVENT_SPECS, OUTCOMES, Event
-from badgetui.services.common import Clock, current_database, iso, to_db
+from badgetui.services.common import (
+    Clock,
+    current_database,
+    in_transaction,
+    is_postgres,
+    iso,
+    to_db,
+)
 from badgetui.services.delivery import DeliveryService
 from badgetui.services.intake import IntakeService
 from badgetui.services.processing import BatchResult
 from badgetui.settings import Settings
-from badgetui.store.models import OutgoingEvent
+from badgetui.store.models import Meta, OutgoingEvent
 
 log = logging.getLogger("badgetui.bus")
 
@@ -57,6 +70,10 @@ REDIS_TRANSIENT: Final = (redis.ConnectionError, redis.TimeoutError, redis.BusyL
 #: dead-letters anything; the entries wait, pending, until the database answers again.
 DB_TRANSIENT: Final = (OperationalError, InterfaceError)
 MAX_BACKOFF: Final = 30.0
+#: How often entries waiting for an earlier one (another consumer's batch) look again.
+GATE_POLL: Final = 0.02
+#: On SIGINT/SIGTERM, how long entries in hand may wait for an earlier one to be committed.
+STOP_GRACE: Final = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,10 +202,58 @@ def outgoing_fields(row: OutgoingEvent, host: str) -> dict[str, bytes]:
     }
 
 
-def _id_key(entry_id: bytes | str) -> tuple[int, int]:
+StreamId = tuple[int, int]
+#: The watermark of a (stream, group) that has committed nothing: before every entry.
+ORIGIN: Final[StreamId] = (0, 0)
+
+
+def _id_key(entry_id: bytes | str) -> StreamId:
     text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
     ms, _, seq = text.partition("-")
     return int(ms), int(seq or 0)
+
+
+def _id_text(key: StreamId) -> str:
+    return f"{key[0]}-{key[1]}"
+
+
+# -- the watermark -----------------------------------------------------------------------------
+def watermark_keys(stream: str, group: str) -> tuple[str, str]:
+    """The two `Meta` rows of a (stream, group)'s watermark, an entry id: its milliseconds and
+    its sequence number (a `Meta` value is one integer, and no migration is needed). A key holds
+    64 characters: long names are hashed."""
+    name = f"{stream}:{group}"
+    if len(name) > 52:
+        name = hashlib.sha256(f"{stream}\0{group}".encode()).hexdigest()[:40]
+    return f"bus.ms:{name}", f"bus.seq:{name}"
+
+
+def read_watermark(keys: tuple[str, str], *, lock: bool = False) -> StreamId | None:
+    """The stored watermark (None when there is none); `lock` keeps its rows locked until the
+    transaction ends on PostgreSQL (SQLite's write transaction holds the whole file already)."""
+    query = Meta.select(Meta.key, Meta.value).where(Meta.key.in_(keys)).order_by(Meta.key)
+    if lock and is_postgres():
+        query = query.for_update()
+    values = dict(query.tuples())
+    if keys[0] not in values:
+        return None
+    return int(values[keys[0]]), int(values.get(keys[1]) or 0)
+
+
+def lock_watermark(keys: tuple[str, str]) -> StreamId:
+    """The watermark, locked until the transaction ends; created at the origin if missing."""
+    mark = read_watermark(keys, lock=True)
+    if mark is None:
+        Meta.insert_many([{Meta.key: key, Meta.value: 0} for key in keys]).on_conflict_ignore(
+        ).execute()
+        mark = read_watermark(keys, lock=True) or ORIGIN
+    return mark
+
+
+def write_watermark(keys: tuple[str, str], mark: StreamId) -> None:
+    for key, value in zip(keys, mark, strict=True):
+        Meta.insert(key=key, value=value).on_conflict(
+            conflict_target=[Meta.key], update={Meta.value: value}).execute()
 
 
 # -- the consumer ----------------------------------------------------------------------------
@@ -196,9 +261,22 @@ def _id_key(entry_id: bytes | str) -> tuple[int, int]:
 class _Entry:
     id: bytes
     fields: dict[bytes, bytes]
+    key: StreamId = ORIGIN
     attempts: int = 0
     due: float = 0.0
     error: str = ""
+    #: Processed before and failed (or the database was away): counted as a retry.
+    retry: bool = False
+    #: When this consumer last claimed it (delivery, claim, refresh): others claim it once idle.
+    taken: float = 0.0
+    #: Which `>` read handed it out (0: another way): one read hands out consecutive entries.
+    read: int = 0
+    #: The parsed event; None for an entry deleted from the stream before it was processed.
+    event: Event | None = None
+    malformed: str | None = None
+
+    def __post_init__(self) -> None:
+        self.key = _id_key(self.id)
 
 
 @dataclass(slots=True)
@@ -211,6 +289,8 @@ class ConsumerStats:
     retried: int = 0
     published: int = 0
     reconnects: int = 0
+    #: Seconds spent waiting for an earlier entry held by another consumer.
+    waited: float = 0.0
 
     def add(self, result: BatchResult) -> None:
         self.counts.update(result.counts)
@@ -221,13 +301,29 @@ class ConsumerStats:
         out = {name: self.counts.get(name, 0) for name in OUTCOMES}
         out.update(awarded=self.awarded, revoked=self.revoked, acked=self.acked,
                    dead_lettered=self.dead_lettered, retried=self.retried,
-                   published=self.published, reconnects=self.reconnects)
+                   published=self.published, reconnects=self.reconnects,
+                   waited_ms=round(self.waited * 1000))
         return out
 
 
 class BusConsumer:
     """Reads badgetui's consumer group until `stop` is set (or, with `drain`, until the stream
-    is read to its end and nothing waits for a retry)."""
+    is read to its end and nothing waits for a retry).
+
+    Entries are committed in stream order, whichever consumer of the group holds them: several
+    consumers give the result of one, penalties and revocations included. The order is kept by
+    a watermark per (stream, group) in the database, written in the transaction that records a
+    batch: every entry up to it is resolved. A batch goes in once nothing between the watermark
+    and its first entry is still pending in the group (held by a consumer that has not committed
+    it); otherwise it waits, polling, and takes over the entries it waits for once their
+    consumer has left them idle past the claim timeout (it died). Entries at or below the
+    watermark (redelivered after a commit, retried after a failure) go in at once, where
+    deduplication makes a redelivery a recorded duplicate.
+
+    So consumers take turns on one stream: several of them buy availability (a dead consumer's
+    entries are taken over, a rolling restart never stops the stream), not throughput; only the
+    reading and decoding of one batch overlaps the commit of the one before.
+    """
 
     def __init__(
         self,
@@ -252,12 +348,20 @@ class BusConsumer:
         self.stats = ConsumerStats()
         self.source = f"redis:{config.stream}"
         self._consumer_b = config.consumer.encode()
-        self._retries: dict[bytes, _Entry] = {}
+        self._keys = watermark_keys(config.stream, config.group)
+        #: Every entry in hand: read, claimed or waiting for a retry, not yet acknowledged.
+        self._held: dict[bytes, _Entry] = {}
+        #: The watermark as last read or written (reads may lag: that only makes us wait).
+        self._mark: StreamId = ORIGIN
+        self._mark_checked = False
+        #: The pending entry the gate waits for (XPENDING's row), if any.
+        self._blocker: dict[str, Any] | None = None
         self._ready = False
         self._phase = "pending"
         self._cursor: bytes = b"0"
         self._next_claim = 0.0
         self._next_lag = 0.0
+        self._reads = 0
         self._recreate = False
         self._db_failures = 0
         self._db_wait_until = 0.0
@@ -290,6 +394,8 @@ class BusConsumer:
                 log.warning("redis: %s; recreating group %s", exc, self.config.group)
                 self._ready = False
                 self._recreate = True
+        if self._ready:
+            self._finish()
         return self.stats
 
     def _setup(self) -> None:
@@ -308,17 +414,15 @@ class BusConsumer:
         self._phase = "pending"
         self._cursor = b"0"
         self._next_claim = 0.0
+        self._mark_checked = False  # checked against the group before the next commit
 
     def _step(self) -> bool:
-        """One read (or retry round); False once a drain is complete."""
+        """One read, retry round or wait; False once a drain is complete."""
         now = self.monotonic()
-        due = [e for e in self._retries.values() if e.due <= now]
-        if due:
-            self._retry(due)
-            return True
         if self._db_wait_until > now:
             self.stop.wait(min(self._db_wait_until - now, self.config.block))
             return True
+        self._touch(now)
         if self._phase == "pending":
             # Our own entries first: delivered to this consumer name but never acknowledged.
             entries = self._read(self._cursor, block=None)
@@ -326,7 +430,8 @@ class BusConsumer:
                 self._phase = "new"
                 return True
             self._cursor = entries[-1].id
-            self._handle([e for e in entries if e.id not in self._retries])
+            self._take(entries)
+            self._advance()
             return True
         if now >= self._next_claim:
             self._claim()
@@ -335,15 +440,44 @@ class BusConsumer:
         if now >= self._next_lag:
             self._check_lag()
             self._next_lag = now + self.config.lag_interval
+        if self._held:
+            moved = self._advance()
+            if self._waiting():
+                # Nothing new is read while entries in hand wait for earlier ones.
+                if not moved:
+                    self._wait_for_gate()
+                return True
         block = self.config.block
-        if self._retries:
-            block = min(block, min(e.due for e in self._retries.values()) - now)
+        if self._held:
+            block = min(block, min(e.due for e in self._held.values()) - self.monotonic())
         entries = self._read(b">", block=max(int(block * 1000), 1))
         if entries:
-            self._handle(entries)
+            self._reads += 1
+            for entry in entries:
+                entry.read = self._reads
+            self._take(entries)
+            self._advance()
             return True
         self._publish(idle=True)
-        return not (self.drain and not self._retries)
+        return not (self.drain and not self._held)
+
+    def _finish(self) -> None:
+        """On stop, entries in hand that wait for another consumer's earlier entry (that
+        consumer may be finishing its own batch) get STOP_GRACE seconds; what is left stays
+        pending, for this consumer's restart or another consumer's claim, like entries waiting
+        for a retry or for the database."""
+        deadline = self.monotonic() + STOP_GRACE
+        try:
+            while self._waiting() and self.monotonic() < deadline:
+                if self._advance():
+                    continue
+                if self._blocker is None or self._blocker["consumer"] == self._consumer_b:
+                    break  # nothing another consumer will resolve for us
+                time.sleep(GATE_POLL)
+        except (redis.RedisError, *DB_TRANSIENT) as exc:
+            log.warning("stopping: %s", exc)
+        if self._held:
+            log.info("stopping with %d entries in hand; they stay pending", len(self._held))
 
     def _read(self, start: bytes, *, block: int | None) -> list[_Entry]:
         reply = self.client.xreadgroup(self.config.group, self.config.consumer,
@@ -353,82 +487,205 @@ class BusConsumer:
             return []
         return [_Entry(eid, fields or {}) for eid, fields in reply[0][1]]
 
-    def _claim(self) -> None:
+    def _claim(self, start: bytes | str = "0-0") -> None:
         """Take over entries idle past the claim timeout (their consumer died)."""
-        start: bytes | str = "0-0"
         idle_ms = int(self.config.claim_timeout * 1000)
         while not self.stop.is_set():
             reply = self.client.xautoclaim(self.config.stream, self.config.group,
                                            self.config.consumer, idle_ms, start,
                                            count=self.config.batch)
             nxt, claimed = reply[0], reply[1]
-            entries = [_Entry(eid, fields or {}) for eid, fields in claimed
-                       if eid not in self._retries]
+            entries = [_Entry(eid, fields or {}) for eid, fields in claimed]
+            fresh = [e for e in entries if e.id not in self._held]
+            if fresh:
+                log.info("took over %d idle entries", len(fresh))
             if entries:
-                log.info("took over %d idle entries", len(entries))
-                self._handle(entries)
-            if _id_key(nxt) == (0, 0):
+                self._take(entries)
+                self._advance()
+            if _id_key(nxt) == ORIGIN:
                 break
             start = nxt
 
-    def _retry(self, due: list[_Entry]) -> None:
-        """Retry entries still ours; another consumer may have claimed one meanwhile."""
+    # -- entries in hand ----------------------------------------------------------------------
+    def _take(self, entries: list[_Entry]) -> None:
+        """Entries read or claimed, parsed now (before their turn comes)."""
+        now = self.monotonic()
+        for entry in entries:
+            held = self._held.get(entry.id)
+            if held is not None:  # already in hand (a re-read after a reconnect, a claim)
+                held.taken = now
+                continue
+            entry.taken = now
+            if entry.fields:
+                try:
+                    entry.event = self._event(entry)
+                except MalformedEntry as exc:
+                    entry.malformed = str(exc)
+                    entry.event = self._rejected(entry, str(exc))
+            self._held[entry.id] = entry
+
+    def _waiting(self) -> bool:
+        """Entries in hand beyond the watermark: nothing new is read until they are resolved."""
+        return any(e.key > self._mark for e in self._held.values())
+
+    def _touch(self, now: float) -> None:
+        """Keep entries waiting in hand from looking idle to the other consumers' claims."""
+        stale = [e for e in self._held.values()
+                 if now - e.taken >= self.config.claim_timeout / 3]
+        if stale:
+            self._refresh(stale)
+
+    def _refresh(self, entries: list[_Entry]) -> list[_Entry]:
+        """The entries still pending for this consumer, their idle time reset; the others were
+        claimed by another consumer meanwhile and leave our hands."""
         pipe = self.client.pipeline(transaction=False)
-        for entry in due:
+        for entry in entries:
             pipe.xpending_range(self.config.stream, self.config.group, entry.id, entry.id, 1)
         mine: list[_Entry] = []
-        for entry, rows in zip(due, pipe.execute(), strict=True):
+        for entry, rows in zip(entries, pipe.execute(), strict=True):
             if rows and rows[0]["consumer"] == self._consumer_b:
                 mine.append(entry)
             else:
-                self._retries.pop(entry.id, None)
+                self._held.pop(entry.id, None)
                 log.info("entry %s is no longer pending for us", entry.id.decode())
-        if not mine:
-            return
-        # Reset their idle time so nobody claims them while we work on them.
-        self.client.xclaim(self.config.stream, self.config.group, self.config.consumer, 0,
-                           [e.id for e in mine], justid=True)
-        self.stats.retried += len(mine)
-        self._handle(mine)
+        if mine:
+            self.client.xclaim(self.config.stream, self.config.group, self.config.consumer, 0,
+                               [e.id for e in mine], justid=True)
+            now = self.monotonic()
+            for entry in mine:
+                entry.taken = now
+        return mine
 
-    # -- one batch -------------------------------------------------------------------------
-    def _handle(self, entries: list[_Entry]) -> None:
-        """Record the entries in one transaction, then acknowledge what was committed."""
-        events: list[Event] = []
-        owners: list[_Entry] = []
-        malformed: dict[bytes, str] = {}
-        gone: list[bytes] = []
-        for entry in entries:
-            if not entry.fields:
-                log.warning("entry %s was deleted from the stream before it was processed",
-                            entry.id.decode())
-                gone.append(entry.id)
-                continue
-            try:
-                event = self._event(entry)
-            except MalformedEntry as exc:
-                malformed[entry.id] = str(exc)
-                event = self._rejected(entry, str(exc))
-            events.append(event)
-            owners.append(entry)
-        before = self.stats.awarded + self.stats.revoked
-        done, failed = self._ingest(events, owners)
-        ack = gone + [e.id for e in done if e.id not in malformed]
+    def _wait_for_gate(self) -> None:
+        """Entries in hand wait for an earlier entry (or for their own retry): take the earlier
+        entry over when its consumer left it idle past the claim timeout, else poll."""
+        blocker, started = self._blocker, self.monotonic()
+        if blocker is not None:
+            if blocker["consumer"] == self._consumer_b:
+                # Ours, yet not in hand (read before a reconnect): read our pending again.
+                self._phase, self._cursor = "pending", b"0"
+                return
+            if blocker["time_since_delivered"] >= self.config.claim_timeout * 1000:
+                log.info("entry %s of consumer %s is idle: taking over",
+                         blocker["message_id"].decode(), blocker["consumer"].decode())
+                self._claim(blocker["message_id"])
+                return
+            self.stop.wait(GATE_POLL)
+            self.stats.waited += self.monotonic() - started
+            return
+        due = min(e.due for e in self._held.values() if e.key > self._mark)
+        self.stop.wait(min(max(due - started, 0.0), self.config.block) or GATE_POLL)
+
+    # -- the gate and the commit -------------------------------------------------------------
+    def _advance(self) -> bool:
+        """Commit the entries in hand that stream order lets through now; True if any were
+        (or if some left our hands, so that the gate must be looked at again)."""
+        self._blocker = None
+        now = self.monotonic()
+        if not any(e.due <= now for e in self._held.values()):
+            return False
+        try:
+            if not self._mark_checked:
+                self._check_watermark()
+            self._mark = read_watermark(self._keys) or ORIGIN
+        except DB_TRANSIENT as exc:
+            self._db_trouble(exc, list(self._held.values()))
+            return False
+        ready = self._gate(now)
+        if not ready:
+            return False
+        retries = [e for e in ready if e.retry]
+        if retries and len(self._refresh(retries)) < len(retries):
+            return True  # another consumer claimed some meanwhile: it commits them
+        self._commit(ready)
+        return True
+
+    def _gate(self, now: float) -> list[_Entry]:
+        """The entries in hand that may be committed now: those at or below the watermark, and
+        the due ones above it that nothing pending in the group precedes, except our own.
+
+        Checked before the watermark is locked: once nothing before an entry is pending above
+        the watermark, that stays so (entries are handed out in order, the watermark only
+        rises, and an entry leaves the pending list only when acknowledged after its commit or
+        dead-lettered). The lock makes two commits of the same entries (a claim racing its
+        slow holder) take turns, so that the second records duplicates."""
+        mark = self._mark
+        held = sorted(self._held.values(), key=lambda e: e.key)
+        ready = [e for e in held if e.key <= mark and e.due <= now]
+        above = [e for e in held if e.key > mark]
+        run: list[_Entry] = []
+        for entry in above:
+            if entry.due > now:
+                break  # our own earlier entry waits for its retry
+            run.append(entry)
+        if not run:
+            return ready
+        stream, group = self.config.stream, self.config.group
+        first = run[0].id.decode()
+        rows = self.client.xpending_range(stream, group, f"({_id_text(mark)}", f"({first}", 1)
+        if rows:
+            self._blocker = rows[0]
+            return ready
+        if len(run) > 1 and not (run[0].read and all(e.read == run[0].read for e in run)):
+            # One `>` read hands out consecutive entries; entries claimed, re-read or read
+            # apart need not be: another consumer's pending entry between two of ours cuts
+            # the run there.
+            rows = self.client.xpending_range(stream, group, first, run[-1].id.decode(),
+                                              len(run) + 1)
+            foreign = [r["message_id"] for r in rows if r["message_id"] not in self._held]
+            if foreign:
+                cut = _id_key(foreign[0])
+                run = [e for e in run if e.key < cut]
+        return ready + run
+
+    def _commit(self, entries: list[_Entry]) -> None:
+        """Record the entries and move the watermark in one transaction, then acknowledge what
+        was committed and dead-letter the malformed ones."""
+        entries.sort(key=lambda e: e.key)
+        live = [e for e in entries if e.event is not None]
+        self.stats.retried += sum(e.retry for e in entries)
+        try:
+            failed, results, mark = in_transaction(lambda: self._record(live, entries[-1].key))
+        except DB_TRANSIENT as exc:
+            self._db_trouble(exc, entries)
+            return
+        except DatabaseError as exc:  # the transaction itself, not one entry: all try again
+            log.warning("commit failed: %s", exc)
+            for entry in entries:
+                self._failed(entry, exc)
+            return
+        self._mark = mark
+        self._db_failures = 0
+        for result in results:
+            self.stats.add(result)
+        failed_ids = {e.id for e, _ in failed}
+        for entry, exc in failed:
+            if entry.malformed is None:
+                self._failed(entry, exc)
+        ack = [e.id for e in entries if e.id not in failed_ids and e.malformed is None]
         if ack:
             self.client.xack(self.config.stream, self.config.group, *ack)
             self.stats.acked += len(ack)
-        for entry in done:
-            self._retries.pop(entry.id, None)
-        for entry in owners:
-            reason = malformed.get(entry.id)
-            if reason is not None:
+            for entry_id in ack:
+                self._held.pop(entry_id, None)
+        for entry in entries:
+            if entry.malformed is not None:
                 entry.attempts += 1
-                self._dead_letter(entry, f"malformed: {reason}")
-        for entry, exc in failed:
-            if entry.id not in malformed:
-                self._failed(entry, exc)
-        if self.stats.awarded + self.stats.revoked != before:
+                self._dead_letter(entry, f"malformed: {entry.malformed}")
+        if any(r.awarded or r.revoked for r in results):
             self._publish(idle=False)
+
+    def _record(
+        self, live: list[_Entry], top: StreamId
+    ) -> tuple[list[tuple[_Entry, Exception]], list[BatchResult], StreamId]:
+        """The transaction: lock the watermark, record the events, move the watermark past the
+        batch. A transient database error rolls all of it back."""
+        mark = lock_watermark(self._keys)
+        failed, results = self._ingest(live)
+        if top > mark:
+            write_watermark(self._keys, top)
+            mark = top
+        return failed, results, mark
 
     def _event(self, entry: _Entry) -> Event:
         event_type = entry_type(entry.fields)
@@ -453,67 +710,92 @@ class BusConsumer:
         )
 
     def _ingest(
-        self, events: list[Event], owners: list[_Entry]
-    ) -> tuple[list[_Entry], list[tuple[_Entry, Exception]]]:
-        """(committed entries, failed entries with their error). A failed batch is retried one
-        entry at a time, so one bad entry does not hold back the others."""
-        if not events:
+        self, owners: list[_Entry]
+    ) -> tuple[list[tuple[_Entry, Exception]], list[BatchResult]]:
+        """(failed entries with their error, results) inside the caller's transaction; the
+        other entries were recorded. A failed batch is retried one entry at a time, so one bad
+        entry does not hold back the others; a transient database error is raised (the caller
+        rolls everything back)."""
+        if not owners:
             return [], []
+        events = [o.event for o in owners if o.event is not None]
         try:
             result: BatchResult | None = self.intake.ingest_batch(events, self.source)
-        except DB_TRANSIENT as exc:
-            return [], [(o, exc) for o in owners]
+        except DB_TRANSIENT:
+            raise
         except Exception as exc:
             if len(events) == 1:
-                return [], [(owners[0], exc)]
+                return [(owners[0], exc)], []
             log.debug("batch failed; retrying its entries one by one", exc_info=True)
             result = None
+        results: list[BatchResult] = []
         if result is not None:
-            self.stats.add(result)
-            if not result.errors:
-                self._db_failures = 0
-                return list(owners), []
+            results.append(result)
             bad = {id(e) for e, _ in result.errors}
-            done = [o for e, o in zip(events, owners, strict=True) if id(e) not in bad]
             again = [(e, o) for e, o in zip(events, owners, strict=True) if id(e) in bad]
         else:
-            done, again = [], list(zip(events, owners, strict=True))
+            again = list(zip(events, owners, strict=True))
         failed: list[tuple[_Entry, Exception]] = []
         for event, owner in again:
-            if failed and isinstance(failed[-1][1], DB_TRANSIENT):
-                failed.append((owner, failed[-1][1]))  # the database is away: spare the rest
-                continue
             try:
-                one = self.intake.ingest_batch([event], self.source)
+                results.append(self.intake.ingest_batch([event], self.source))
+            except DB_TRANSIENT:
+                raise
             except Exception as exc:
                 failed.append((owner, exc))
-                continue
-            self.stats.add(one)
-            done.append(owner)
-        if not failed:
-            self._db_failures = 0
-        return done, failed
+        return failed, results
+
+    def _check_watermark(self) -> None:
+        """Forget a watermark beyond the group's last delivered entry: it belongs to an earlier
+        life of the stream or the group (Redis lost them, an operator moved the group back).
+        A low watermark only makes consumers wait; a stale high one would let them overtake
+        each other."""
+        def work() -> StreamId | None:
+            mark = lock_watermark(self._keys)
+            delivered = self._last_delivered()
+            if delivered is None or mark <= delivered:
+                return None
+            write_watermark(self._keys, ORIGIN)
+            return mark
+
+        stale = in_transaction(work)
+        if stale is not None:
+            log.warning("watermark %s is beyond what group %s was handed: reset",
+                        _id_text(stale), self.config.group)
+        self._mark_checked = True
+
+    def _last_delivered(self) -> StreamId | None:
+        try:
+            groups = self.client.xinfo_groups(self.config.stream)
+        except redis.ResponseError:  # the stream is gone: the next read recreates it
+            return None
+        for group in groups:
+            if group.get("name") == self.config.group.encode():
+                return _id_key(group.get("last-delivered-id") or b"0-0")
+        return None
+
+    def _db_trouble(self, exc: Exception, entries: list[_Entry]) -> None:
+        """The database is away: not the entries' fault, they use up no attempts. One backoff
+        step per failed round, however many entries were in it."""
+        now = self.monotonic()
+        if self._db_wait_until <= now:
+            self._db_failures += 1
+            delay = min(self.config.retry_delay * 2 ** min(self._db_failures - 1, 10),
+                        MAX_BACKOFF)
+            log.warning("database: %s; retrying in %.1f s", exc, delay)
+            self._db_wait_until = now + delay
+            _close_quietly()
+        for entry in entries:
+            entry.error = f"{type(exc).__name__}: {exc}"
+            entry.due = self._db_wait_until
+            entry.retry = True
 
     def _failed(self, entry: _Entry, exc: Exception) -> None:
-        """Leave the entry pending and retry it later; after the last attempt, dead-letter it."""
+        """Keep the entry pending and retry it later; after the last attempt, dead-letter it."""
         now = self.monotonic()
         entry.error = f"{type(exc).__name__}: {exc}"
-        if isinstance(exc, DB_TRANSIENT):
-            # Not the entry's fault: wait for the database without using up its attempts.
-            # One backoff step per failed round, however many entries were in it.
-            if self._db_wait_until <= now:
-                self._db_failures += 1
-                delay = min(self.config.retry_delay * 2 ** min(self._db_failures - 1, 10),
-                            MAX_BACKOFF)
-                log.warning("database: %s; retrying in %.1f s", exc, delay)
-                self._db_wait_until = now + delay
-                _close_quietly()
-            entry.due = self._db_wait_until
-            self._retries[entry.id] = entry
-            return
         entry.attempts += 1
         if entry.attempts >= self.config.max_attempts:
-            self._retries.pop(entry.id, None)
             self._dead_letter(entry, f"processing failed {entry.attempts} times: {entry.error}")
             return
         delay = min(self.config.retry_delay * 2 ** (entry.attempts - 1), MAX_BACKOFF)
@@ -521,7 +803,7 @@ class BusConsumer:
                     entry.id.decode(), entry.attempts, self.config.max_attempts, entry.error,
                     delay)
         entry.due = now + delay
-        self._retries[entry.id] = entry
+        entry.retry = True
 
     def _dead_letter(self, entry: _Entry, reason: str) -> None:
         """One MULTI: the entry (all its fields, plus why) to the DLQ, and its XACK."""
@@ -538,6 +820,7 @@ class BusConsumer:
         pipe.xadd(self.config.dlq_stream, fields)
         pipe.xack(self.config.stream, self.config.group, entry.id)
         pipe.execute()
+        self._held.pop(entry.id, None)
         self.stats.dead_lettered += 1
         log.error("entry %s moved to %s: %s", entry.id.decode(), self.config.dlq_stream, reason)
 

@@ -19,7 +19,7 @@ from peewee import (
 )
 
 from badgetui.store.database import pg_text
-from badgetui.store.models import Meta, db
+from badgetui.store.models import DeliveryJob, Meta, db
 
 Clock = Callable[[], datetime]
 T = TypeVar("T")
@@ -184,3 +184,20 @@ def bump_config_generation() -> None:
         Meta.insert(key=CONFIG_GENERATION, value=1).on_conflict(
             conflict_target=[Meta.key], update={Meta.value: Meta.value + 1}
         ).execute()
+
+
+def stop_issue(badge_id: int, stamp: datetime | None) -> bool:
+    """Stop a badge's issue because it is being revoked. True when the issue never reached the
+    provider (cancelled: nothing to revoke there); False when an earlier attempt may have, so
+    the caller queues a revoke job, which looks the badge up and revokes whatever exists."""
+    issue = (DeliveryJob.badge == badge_id) & (DeliveryJob.kind == "issue")
+    cancelled = (
+        DeliveryJob.update(state="cancelled", updated_at=stamp)
+        .where(issue & (((DeliveryJob.state == "queued") & (DeliveryJob.attempts == 0))
+                        | (DeliveryJob.state == "failed")))
+        .execute()
+    )
+    if not cancelled:
+        DeliveryJob.update(state="cancelled", updated_at=stamp).where(
+            issue & (DeliveryJob.state == "queued")).execute()
+    return bool(cancelled)

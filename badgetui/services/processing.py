@@ -39,6 +39,7 @@ from badgetui.services.common import (
     insert_rows,
     is_postgres,
     iso,
+    stop_issue,
     to_db,
 )
 from badgetui.services.matcher import (
@@ -528,20 +529,7 @@ class Processor:
             badge.uuid = row.uuid
             evidence = json.loads(row.evidence) if row.evidence else {}
             evidence["revoked"] = badge.revocation
-            issue = (DeliveryJob.badge == bid) & (DeliveryJob.kind == "issue")
-            # Never attempted (or failed for good): the provider has nothing, cancel the issue.
-            cancelled = (
-                DeliveryJob.update(state="cancelled", updated_at=stamp)
-                .where(issue & (((DeliveryJob.state == "queued") & (DeliveryJob.attempts == 0))
-                                | (DeliveryJob.state == "failed")))
-                .execute()
-            )
-            if not cancelled:
-                # An earlier attempt may have reached the provider: stop issuing, and let the
-                # revoke job look the badge up and revoke whatever exists.
-                DeliveryJob.update(state="cancelled", updated_at=stamp).where(
-                    issue & (DeliveryJob.state == "queued")
-                ).execute()
+            cancelled = stop_issue(bid, stamp)
             state = "cancelled" if cancelled else row.provider_state
             updates.append((
                 "revoked", badge.revoked_at, badge.revoke_event_id, badge.revoke_reason,
