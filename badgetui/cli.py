@@ -162,6 +162,8 @@ def _bus(args: argparse.Namespace, services: Any, **overrides: Any) -> tuple[Any
     signal.signal(signal.SIGTERM, request_stop)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(message)s")
+    # One line per provider request would drown the consumer's own lines; failures still show.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     return config, client, stop
 
 
