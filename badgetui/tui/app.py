@@ -91,12 +91,13 @@ class BadgeApp(App[None]):
         yield StatusLine(id="status")
         yield Footer()
 
-    def on_unmount(self) -> None:
-        # A delivery in flight stops at once (its jobs go back to the queue when the lease
-        # ends), so quitting never waits on a provider.
+    def exit(self, *args: Any, **kwargs: Any) -> None:
+        """Quit; a delivery in flight stops at once (its jobs go back to the queue when the
+        lease ends), so quitting never waits on a provider."""
         stop = self._stop_delivery
         if stop is not None:
             stop()
+        super().exit(*args, **kwargs)
 
     def on_mount(self) -> None:
         self.call_after_refresh(self._initial_focus)

@@ -326,3 +326,24 @@ async def test_enter_on_an_event_shows_it_in_full(psvc):
         fields = str(app.screen.query_one("#event-fields", Static).render())
         assert "rejected" in fields and "line 2" in fields
         assert "{nope" in str(app.screen.query_one("#event-payload", Static).render())
+
+
+async def test_quitting_stops_a_delivery_in_flight(psvc, emulator):
+    await configure(psvc)
+    emulator.set_faults({"credly.issue": {"latency_ms": 20_000}})
+    psvc.intake.ingest_lines(jsonl(course_event("ann", DEMO)), "t")
+    app = app_for(psvc)
+    loop = asyncio.get_running_loop()
+    async with app.run_test(size=SIZE) as pilot:
+        app.deliver()
+        for _ in range(100):  # until the issue call is at the (slow) provider
+            await pilot.pause(0.05)
+            if DeliveryJob.select().where(DeliveryJob.state == "running").exists():
+                break
+        assert DeliveryJob.get(DeliveryJob.kind == "issue").state == "running"
+        started = loop.time()
+        app.exit()
+    # The delivery thread has returned (the process can end), not after the provider's 20 s.
+    while app._stop_delivery is not None and loop.time() - started < 10:
+        await asyncio.sleep(0.05)
+    assert app._stop_delivery is None and loop.time() - started < 5
