@@ -131,22 +131,8 @@ class Feeder(threading.Thread):
             batch = [simulated_event(self.rnd, self.learners)
                      for _ in range(self.rnd.randint(1, 4))]
             self.services.intake.ingest_objects(batch, "demo")
-            asyncio.run(self._deliver())
-
-    async def _deliver(self) -> None:
-        """Deliver until idle, but give up at once when the demo quits (the jobs stay queued)."""
-        stop = asyncio.Event()
-
-        async def watch() -> None:
-            while not self.stop.is_set():
-                await asyncio.sleep(0.05)
-            stop.set()
-
-        watcher = asyncio.create_task(watch())
-        try:
-            await self.services.delivery.run(until_idle=True, stop=stop)
-        finally:
-            watcher.cancel()
+            # Until idle, but quitting the demo ends it at once (the jobs stay queued).
+            asyncio.run(self.services.delivery.run(until_idle=True, stop=self.stop))
 
 
 #: Enough trouble at the providers to watch retries happen: rate limits and server errors on

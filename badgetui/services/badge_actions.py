@@ -24,6 +24,7 @@ from badgetui.services.common import (
     stop_issue,
     to_db,
 )
+from badgetui.services.processing import badge_payload
 from badgetui.services.templates import audit
 from badgetui.store.models import (
     Badge,
@@ -71,8 +72,13 @@ class BadgeActions:
                 Fulfillment.delete().where(Fulfillment.progress == progress.id).execute()
                 Progress.update(fulfilled_groups=0, complete=False, badge=None,
                                 updated_at=now).where(Progress.id == progress.id).execute()
+            learner = badge.learner
+            user = {"id": learner.lms_id, "is_active": learner.is_active,
+                    "pii": {"username": learner.username, "email": learner.email,
+                            "name": learner.name}}
+            payload = badge_payload(badge.uuid, user, badge.template)
             OutgoingEvent.create(uuid=str(uuid.uuid4()), event_type=BADGE_REVOKED,
-                                 badge=badge.id, payload=json.dumps(_payload(badge)), time=now)
+                                 badge=badge.id, payload=json.dumps(payload), time=now)
             audit(self.clock, "badge.revoke", badge.uuid, {"reason": reason}, actor=actor)
         return ("the issue had not reached the provider: cancelled" if cancelled
                 else "queued a revoke at the provider")
@@ -121,23 +127,3 @@ def _awarded(badge_id: int, *, lock: bool = False) -> Any:
     if badge.status != "awarded":
         raise ActionRefused(f"badge {badge_id} is {badge.status}, not awarded")
     return badge
-
-
-def _payload(badge: Any) -> dict[str, Any]:
-    """BadgeData as openedx-events defines it (openedx-events.md §2, §7.3)."""
-    learner, tpl = badge.learner, badge.template
-    return {
-        "uuid": badge.uuid,
-        "user": {
-            "id": learner.lms_id,
-            "is_active": bool(learner.is_active),
-            "pii": {"username": learner.username, "email": learner.email, "name": learner.name},
-        },
-        "template": {
-            "uuid": tpl.external_id,
-            "origin": tpl.provider,
-            "name": tpl.name or None,
-            "description": tpl.description or None,
-            "image_url": tpl.image_url or None,
-        },
-    }

@@ -1009,15 +1009,4 @@ class BackgroundDelivery:
             _close_quietly()
 
     async def _run(self) -> None:
-        stop = asyncio.Event()
-
-        async def watch() -> None:
-            while not self._halt.is_set():
-                await asyncio.sleep(0.2)
-            stop.set()
-
-        watcher = asyncio.create_task(watch())
-        try:
-            await self.delivery.run(until_idle=False, stop=stop)
-        finally:
-            watcher.cancel()
+        await self.delivery.run(until_idle=False, stop=self._halt)

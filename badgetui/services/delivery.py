@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from badgetui.domain.secrets import mask
 from badgetui.providers.accredible import AccredibleClient, AccredibleCredential
@@ -49,6 +49,12 @@ from badgetui.settings import Settings
 from badgetui.store.models import Badge, DeliveryJob, ProviderAccount
 
 Sleep = Callable[[float], Awaitable[None]]
+
+
+class StopFlag(Protocol):
+    """asyncio.Event or threading.Event: all `run` needs is to ask."""
+
+    def is_set(self) -> bool: ...
 
 #: Jobs in flight over all accounts (each account is also held to its own concurrency).
 MAX_IN_FLIGHT = 256
@@ -334,11 +340,14 @@ class DeliveryService:
         self,
         *,
         until_idle: bool = True,
-        stop: asyncio.Event | None = None,
+        stop: StopFlag | None = None,
         on_progress: Callable[[DeliveryReport], None] | None = None,
     ) -> DeliveryReport:
         """Deliver due jobs. With `until_idle`, returns once no job of an unpaused account is
-        queued or running (waiting out backoff delays); otherwise runs until `stop` is set."""
+        queued or running (waiting out backoff delays); otherwise runs until `stop` is set.
+        `stop` is read between steps (at least once a second), so a `threading.Event` set by
+        another thread (a quitting console, a consumer's signal handler) ends the run too;
+        jobs in flight are abandoned and retaken when their lease ends."""
         report = DeliveryReport(last_progress=self.clock())
         concurrency = self.settings.delivery_concurrency
         clients: dict[int, CredlyClient | AccredibleClient] = {}

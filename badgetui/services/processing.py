@@ -497,7 +497,8 @@ class Processor:
         events = []
         for event_type, badge, user in outbox:
             events.append(
-                (str(uuid.uuid4()), event_type, badge.id, json.dumps(_badge_payload(badge, user)),
+                (str(uuid.uuid4()), event_type, badge.id,
+                 json.dumps(badge_payload(badge.uuid, user, badge.template)),
                  badge.revoked_at if event_type == BADGE_REVOKED else badge.awarded_at)
             )
         insert_rows(OutgoingEvent, _OUTBOX_FIELDS, events)
@@ -670,12 +671,12 @@ def _evidence(badge: _Badge) -> str:
     return json.dumps(evidence)
 
 
-def _badge_payload(badge: _Badge, user: dict[str, Any]) -> dict[str, Any]:
-    """BadgeData as openedx-events defines it (openedx-events.md §2, §7.3)."""
-    tpl = badge.template
+def badge_payload(uuid: str, user: dict[str, Any], tpl: Any) -> dict[str, Any]:
+    """BadgeData as openedx-events defines it (openedx-events.md §2, §7.3), from the event's
+    `user` record and a template (a stored Template or a compiled one: the same fields)."""
     pii = user.get("pii") or {}
     return {
-        "uuid": badge.uuid,
+        "uuid": uuid,
         "user": {
             "id": user.get("id"),
             "is_active": bool(user.get("is_active", True)),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Iterable
 from typing import Any
 
 from textual import on, work
@@ -70,7 +71,7 @@ class BadgeApp(App[None]):
         #: Seconds between refreshes of the visible live pane (progress, badges, events), so
         #: work done by other processes (a consumer, `events ingest`, delivery) shows up.
         self.live_refresh: float | None = 2.0
-        self._stop_delivery: Callable[[], object] | None = None
+        self._delivery_halt: threading.Event | None = None  # set: stop delivering
 
     def compose(self) -> ComposeResult:
         from badgetui.tui.screens.badges import BadgesPane
@@ -94,9 +95,9 @@ class BadgeApp(App[None]):
     def exit(self, *args: Any, **kwargs: Any) -> None:
         """Quit; a delivery in flight stops at once (its jobs go back to the queue when the
         lease ends), so quitting never waits on a provider."""
-        stop = self._stop_delivery
-        if stop is not None:
-            stop()
+        halt = self._delivery_halt
+        if halt is not None:
+            halt.set()
         super().exit(*args, **kwargs)
 
     def on_mount(self) -> None:
@@ -124,16 +125,11 @@ class BadgeApp(App[None]):
     def deliver(self) -> None:
         """Send queued issue/revoke jobs now (after a retry, revoke, re-send or ingest).
         Leases keep this safe beside a `badgetui deliver` worker or the demo's."""
-        async def run() -> Any:
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            self._stop_delivery = lambda: loop.call_soon_threadsafe(stop.set)
-            try:
-                return await self.services.delivery.run(until_idle=True, stop=stop)
-            finally:
-                self._stop_delivery = None
-
-        report = asyncio.run(run())
+        halt = self._delivery_halt = threading.Event()
+        try:
+            report = asyncio.run(self.services.delivery.run(until_idle=True, stop=halt))
+        finally:
+            self._delivery_halt = None
         if not get_current_worker().is_cancelled and sum(report.counts.values()):
             self.call_from_thread(self.broadcast_change, "delivery")
 

@@ -344,6 +344,6 @@ async def test_quitting_stops_a_delivery_in_flight(psvc, emulator):
         started = loop.time()
         app.exit()
     # The delivery thread has returned (the process can end), not after the provider's 20 s.
-    while app._stop_delivery is not None and loop.time() - started < 10:
+    while app._delivery_halt is not None and loop.time() - started < 10:
         await asyncio.sleep(0.05)
-    assert app._stop_delivery is None and loop.time() - started < 5
+    assert app._delivery_halt is None and loop.time() - started < 5
