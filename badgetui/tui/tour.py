@@ -230,6 +230,12 @@ async def ingest(pilot: Pilot[None], world: DemoWorld) -> None:
     await pilot.press(*INGEST_FILE, "enter")
     await settle(pilot)
     await settle(pilot)
+    # The events table behind the dialog took the new rows while the dialog was open; lay it
+    # out again now, so its column widths in the picture never depend on paint timing.
+    table = pilot.app.screen_stack[0].query_one("#events-pane DataTable")
+    table.refresh(layout=True)
+    await settle(pilot)
+    await pilot.pause(0.1)
 
 
 # -- everywhere -----------------------------------------------------------------------------
