@@ -40,6 +40,13 @@ class ProviderAccount(BaseModel):
     last_sync_at = DateTimeField(null=True)
     last_sync_result = TextField(default="")
     paused_reason = TextField(default="")
+    #: This account's API base ('' = the settings' base): Accredible US or EU region (0006).
+    api_url = TextField(default="")
+    #: Credly OAuth 2.0 client credentials; when set they are used instead of `api_key`.
+    client_id = TextField(default="")
+    client_secret = TextField(default="")
+    #: The key's expiry as the provider reports it (Credly authorization_tokens).
+    key_expires_at = DateTimeField(null=True)
 
     class Meta:
         indexes = ((("provider", "identifier"), True),)
@@ -131,6 +138,8 @@ class Badge(BaseModel):
     revoke_reason = TextField(default="")
     evidence = TextField(default="")
     updated_at = DateTimeField()
+    #: Provider-side expiry date (Accredible `expired_on`, YYYY-MM-DD); future = still live.
+    provider_expires_on = CharField(max_length=10, null=True)
 
     class Meta:
         # A template's badges in a status; counts by template (and status) from the index (0004).
