@@ -471,7 +471,7 @@ async def test_credly_500_after_commit_is_retryable_then_found(
 async def test_credly_hang_is_a_timeout(emu: Any) -> None:
     emu.set_faults({"credly.organization": {"rate_hang": 1.0, "hang_s": 5}})
     async with CredlyClient(CREDLY_URL, CREDLY_ORG, CREDLY_KEY, transport=emu.transport(),
-                            timeout=0.5) as client:
+                            timeout=0.5, retries=0) as client:
         started = time.monotonic()
         with pytest.raises(RetryableError) as caught:
             await client.organization()
@@ -527,8 +527,10 @@ async def test_accredible_groups_page_through_three_pages(
     assert len(groups) == GROUPS
     assert len({g.id for g in groups}) == GROUPS
     assert progress == [(1, 3), (2, 3), (3, 3)]
-    assert sorted(r.url.params["page"] for r in recorder.requests) == ["1", "2", "3"]
-    assert {r.url.params["page_size"] for r in recorder.requests} == {"50"}
+    assert {r.url.path for r in recorder.requests} == {"/accredible/v1/issuer/groups/search"}
+    bodies = recorder.bodies("POST")
+    assert sorted(b["page"] for b in bodies) == [1, 2, 3]
+    assert {b["page_size"] for b in bodies} == {50}
     by_id = {g.id: g for g in groups}
     assert by_id[9001] == AccredibleGroup(9001, "g-primary", "Primary design",
                                           "has a primary design", 77)
@@ -537,7 +539,7 @@ async def test_accredible_groups_page_through_three_pages(
 async def test_accredible_groups_retry_through_transient_5xx(
     emu: Any, accredible: AccredibleClient, sleeps: Sleeps
 ) -> None:
-    emu.set_faults({"accredible.groups.list": {"fail_next": [500]}})
+    emu.set_faults({"accredible.groups.search": {"fail_next": [500]}})
     assert len(await accredible.groups()) == GROUPS
     assert len(sleeps.waits) == 1
 
@@ -575,8 +577,8 @@ async def test_accredible_create_expire_search_credential(
     expired = await accredible.expire(created.id, date(2026, 11, 2))
     assert expired.id == created.id
     assert expired.expired_on == "2026-11-02"
-    (patch,) = recorder.bodies("PATCH")
-    assert patch == {"credential": {"expired_on": "2026-11-02"}}
+    (put,) = recorder.bodies("PUT")
+    assert put == {"credential": {"expired_on": "2026-11-02"}}
     (stored,) = emu.state()["accredible"]["credentials"]
     assert stored["expired_on"] == "2026-11-02"
 
@@ -589,7 +591,7 @@ async def test_accredible_create_expire_search_credential(
 
     restored = await accredible.expire(created.id, None)
     assert restored.expired_on is None
-    assert recorder.bodies("PATCH")[-1] == {"credential": {"expired_on": None}}
+    assert recorder.bodies("PUT")[-1] == {"credential": {"expired_on": None}}
     fetched = await accredible.credential(created.id)
     assert (fetched.id, fetched.expired_on, fetched.email) == (created.id, None,
                                                                 "ann@example.org")
@@ -646,11 +648,11 @@ async def test_accredible_hang_is_a_timeout(emu: Any) -> None:
 
 
 async def test_accredible_paging_concurrency_stays_within_max_connections(emu: Any) -> None:
-    emu.set_faults({"accredible.groups.list": {"latency_ms": 40}})
+    emu.set_faults({"accredible.groups.search": {"latency_ms": 40}})
     async with AccredibleClient(ACCREDIBLE_URL, ACCREDIBLE_KEY, transport=emu.transport(),
                                 max_connections=1) as client:
         assert len(await client.groups()) == GROUPS
-    assert counter(emu, "accredible.groups.list", "max_in_flight") == 1
+    assert counter(emu, "accredible.groups.search", "max_in_flight") == 1
 
 
 # -- shared plumbing (no emulator needed, but kept with the clients) --------------------------

@@ -28,6 +28,7 @@ from starlette.routing import Route
 from badgetui.sandbox import Emulator, demo_seed, load_seed
 from badgetui.sandbox import accredible as accredible_module
 from badgetui.sandbox import credly as credly_module
+from badgetui.sandbox import credly_oauth as credly_oauth_module
 from badgetui.sandbox.faults import ENDPOINTS
 from badgetui.sandbox.server import start_in_thread
 
@@ -646,7 +647,9 @@ async def test_accredible_v2_search_and_all_credentials(client: httpx.AsyncClien
     r = await client.post(search, headers=AH, json={"query": {"group.id": "9001"},
                                                     "page": {"size": 2, "from": 2}})
     assert [c["id"] for c in r.json()["credentials"]] == ids[2:4]
-    assert r.json()["meta"] == {"count": 5, "from": 2, "size": 2, "cursor": None}
+    meta = r.json()["meta"]
+    assert (meta["count"], meta["from"], meta["size"]) == (5, 2, 2)
+    assert isinstance(meta["cursor"], str)  # documented: an opaque token for page.cursor
     r = await client.post(search, headers=AH, json={"query": {"group.id[in]": [9002]},
                                                     "sort": {"id": "desc"}})
     assert [c["id"] for c in r.json()["credentials"]] == [ids[6], ids[5]]
@@ -738,6 +741,7 @@ async def test_counters_max_in_flight_under_latency(emu: Emulator,
     assert emu.counters()["accredible.groups.search"]["max_in_flight"] == 8
     assert set(emu.counters()) == set(ENDPOINTS)
     routed = [name for _, name, _, _ in credly_module.ROUTES + accredible_module.ROUTES]
+    routed += credly_oauth_module.ENDPOINT_NAMES
     assert sorted(routed) == sorted(ENDPOINTS)
 
 

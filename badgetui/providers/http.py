@@ -4,7 +4,9 @@ Why it exists: both providers need the same guarantees (providers.md §3): a dea
 call (also under an in-process ASGI transport, which ignores httpx timeouts), every failure
 classified, reads retried with backoff that honours `Retry-After`, concurrency bounded per
 client (httpx pool limits do not apply to an injected transport), and keys kept out of every
-message.
+message. Retries are bounded twice (attempts and seconds, waits included) so a sync, a
+connection test or a webhook fetch ends with one line saying what failed; a host with a
+documented budget is paced by its shared `pacing.RateLimiter` before every request.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import logging
 import random
 import re
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +34,7 @@ from badgetui.providers.errors import (
     ProviderError,
     RetryableError,
 )
+from badgetui.providers.pacing import RateLimiter
 
 log = logging.getLogger("badgetui.providers")
 
@@ -40,6 +44,10 @@ Sleep = Callable[[float], Awaitable[None]]
 
 #: A Retry-After longer than this is not waited out inside a read: the error goes to the caller.
 MAX_HONOURED_WAIT = 60.0
+#: The default retry budget of one read: attempts (retries + 1) and seconds spent, waits
+#: included. Enough for a 429 backoff of a whole Accredible bucket (30 s) and a second try.
+DEFAULT_RETRIES = 3
+DEFAULT_RETRY_SECONDS = 90.0
 #: Pages followed by link at most (a provider bug repeating a link must not loop forever).
 MAX_FOLLOWED_PAGES = 10_000
 MESSAGE_LIMIT = 200
@@ -181,8 +189,11 @@ class Api:
         timeout: float,
         max_connections: int,
         duplicate_marker: str,
-        retries: int = 3,
+        retries: int = DEFAULT_RETRIES,
         sleep: Sleep | None = None,
+        retry_seconds: float = DEFAULT_RETRY_SECONDS,
+        limiter: RateLimiter | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.provider = provider
         self.client = client
@@ -192,7 +203,11 @@ class Api:
         self.slots = asyncio.Semaphore(max(1, max_connections))
         self.duplicate_marker = duplicate_marker.lower()
         self.retries = max(0, retries)
+        self.retry_seconds = max(0.0, retry_seconds)
         self.sleep: Sleep = sleep or asyncio.sleep
+        #: Paces every request (also `send`) to the host's budget; None = no pacing.
+        self.limiter = limiter
+        self.clock = clock
 
     def __repr__(self) -> str:
         return f"Api({self.provider!r}, {str(self.client.base_url)!r})"
@@ -214,6 +229,10 @@ class Api:
     ) -> Any:
         """One request, never retried: the parsed JSON body of a 2xx, else a ProviderError."""
         async with self.slots:
+            if self.limiter is not None:
+                # Inside the slot, right before sending: a booked bucket must be the one the
+                # request really leaves in.
+                await self.limiter.acquire(self.sleep)
             try:
                 async with asyncio.timeout(self.timeout):
                     response = await self.client.request(method, url, params=params,
@@ -269,23 +288,55 @@ class Api:
     def _delay(self, attempt: int, exc: RetryableError) -> float | None:
         if exc.retry_after is not None:
             return exc.retry_after if exc.retry_after <= MAX_HONOURED_WAIT else None
+        if exc.status == 429 and self.limiter is not None:
+            # A paced host without Retry-After (Accredible): its budget frees up at a bucket
+            # boundary, so a 2-8 s backoff would only spend attempts on more 429s.
+            return self.limiter.backoff_s() * random.uniform(1.0, 1.2)
         base = 2.0 if exc.status == 429 else 0.5
         return min(8.0, base * 2**attempt) * random.uniform(0.5, 1.0)
 
+    def what(self, method: str, url: str) -> str:
+        """`GET organizations/X`: the call as one short phrase (relative to the base)."""
+        base = str(self.client.base_url)
+        if url.startswith(base):
+            url = url[len(base):]
+        elif "://" in url:
+            url = httpx.URL(url).path.lstrip("/")
+        return f"{method} {url.split('?', 1)[0]}"
+
     async def retrying(self, call: Callable[[], Awaitable[T]], what: str) -> T:
-        """Run a safe (read) call, retrying RetryableError a few times with backoff."""
+        """Run a safe (read) call, retrying RetryableError within the budget (attempts and
+        seconds, waits included), then raise one RetryableError saying what failed and how
+        often: "GET organizations/X: 503 Service unavailable after 4 attempts in 31 s"."""
         attempt = 0
+        busy = waited = 0.0
         while True:
+            started = self.clock()
             try:
                 return await call()
             except RetryableError as exc:
+                busy += self.clock() - started
                 delay = self._delay(attempt, exc) if attempt < self.retries else None
-                if delay is None:
-                    raise
+                if delay is not None and self.limiter is not None and exc.status == 429:
+                    self.limiter.hold(delay)
+                if delay is None or busy + waited + delay > self.retry_seconds:
+                    raise self._exhausted(exc, what, attempt + 1, busy + waited) from None
                 attempt += 1
                 log.info("%s: %s failed (%s); retry %d in %.1f s",
                          self.provider, what, exc, attempt, delay)
                 await self.sleep(delay)
+                waited += delay
+
+    def _exhausted(self, exc: RetryableError, what: str, attempts: int,
+                   spent: float) -> RetryableError:
+        """The last failure; after several attempts, one line with the whole story."""
+        if attempts <= 1:
+            return exc
+        status = f"{exc.status} " if exc.status is not None else ""
+        message = f"{what}: {status}{exc.message} after {attempts} attempts in {spent:.0f} s"
+        return RetryableError(self._clean(message), status=exc.status,
+                              retry_after=exc.retry_after, provider=exc.provider,
+                              hint=exc.hint)
 
     async def read(
         self,
@@ -300,7 +351,7 @@ class Api:
         return await self.retrying(
             lambda: self.send(method, url, params=params, json_body=json_body,
                               not_found=not_found),
-            f"{method} {url}",
+            self.what(method, url),
         )
 
 

@@ -108,7 +108,22 @@ ROUTES: list[tuple[str, str, Handler, list[str]]] = [
 ]
 
 
+def _client_ip(call: Call) -> str:
+    client = call.request.client
+    return client.host if client is not None else "unknown"
+
+
+def _budgeted(handler: Handler) -> Handler:
+    """The handler behind the per-IP budget (option `accredible_rate_limit`): the budget is
+    spent by every Accredible request, the refused ones doing nothing else."""
+    def run(call: Call) -> Response:
+        call.state.accredible.admit(_client_ip(call))
+        return handler(call)
+    return run
+
+
 def accredible_routes(emulator: Emulator) -> list[Route]:
     """Every Accredible endpoint, each also reachable with a trailing slash."""
     return [route for path, name, handler, methods in ROUTES
-            for route in api_route(emulator, "/accredible" + path, name, handler, methods)]
+            for route in api_route(emulator, "/accredible" + path, name, _budgeted(handler),
+                                   methods)]

@@ -6,9 +6,12 @@ integers. Operations raise `ApiError` with Accredible's real status and body.
 
 from __future__ import annotations
 
+import base64
+import json
+import math
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
 from badgetui.sandbox.clock import SandboxClock, iso_ms, parse_accredible_date
@@ -19,8 +22,11 @@ from badgetui.sandbox.errors import (
     accredible_unauthorized,
 )
 from badgetui.sandbox.ids import IdSource
+from badgetui.sandbox.ratelimit import IpThrottle
 
 CREDENTIAL_SITE = "https://sandbox.credential.net"
+#: v2 search: `from` + `size` reach the first 10 000 results only; `page.cursor` goes further.
+SEARCH_WINDOW = 10_000
 _TOKEN_FORMS = (
     re.compile(r'^Token\s+token="([^"]+)"$', re.IGNORECASE),
     re.compile(r"^Token\s+token=(\S+)$", re.IGNORECASE),
@@ -84,6 +90,9 @@ class AccredibleGroup:
     allow_duplicate_credentials: bool
     created_at: datetime
     updated_at: datetime
+    #: Years after `issued_on` at which a new credential expires (openapi.json: "number of
+    #: years from the issue date"; <= 0 is ignored). None: credentials do not expire.
+    auto_expiry: float | None = None
 
 
 @dataclass
@@ -126,6 +135,10 @@ class AccredibleState:
         self.accounts: dict[int, AccredibleAccount] = {}
         self.credentials: dict[int, AccredibleCredential] = {}
         self.deleted: list[dict[str, Any]] = []
+        #: Credits spent on publishing since the last reset (option `accredible_credits`).
+        self.credits_spent = 0
+        #: Per-IP request counts (option `accredible_rate_limit`), on monotonic time.
+        self.throttle = IpThrottle()
         now = clock.now()
         for index, raw in enumerate(section.get("accounts", []), start=1):
             self._load_account(raw, index, now)
@@ -149,7 +162,7 @@ class AccredibleState:
                 badge_design_id=_as_int(g.get("badge_design_id")),
                 certificate_design_id=_as_int(g.get("certificate_design_id")),
                 allow_duplicate_credentials=bool(g.get("allow_duplicate_credentials", False)),
-                created_at=now, updated_at=now)
+                created_at=now, updated_at=now, auto_expiry=_years(g.get("auto_expiry")))
             account.groups[group.id] = group
         self.accounts[account.id] = account
 
@@ -196,7 +209,7 @@ class AccredibleState:
             "badge_design_id": group.badge_design_id,
             "primary_design_id": group.primary_design_id, "department_id": None,
             "allow_duplicate_credentials": group.allow_duplicate_credentials,
-            "auto_expiry": None, "meta_data": {},
+            "auto_expiry": group.auto_expiry, "meta_data": {},
             "created_at": iso_ms(group.created_at), "updated_at": iso_ms(group.updated_at),
         }
 
@@ -257,7 +270,8 @@ class AccredibleState:
                       "course_name": group.course_name if group else None},
             "license_id": cred.license_id, "issued_on": cred.issued_on.isoformat(),
             "expired_on": cred.expired_on.isoformat() if cred.expired_on else None,
-            "published_on": cred.issued_on.isoformat(),
+            "approve": _published(cred),
+            "published_on": cred.issued_on.isoformat() if _published(cred) else None,
             "created_at": iso_ms(cred.created_at), "updated_at": iso_ms(cred.updated_at),
         }
 
@@ -292,8 +306,11 @@ class AccredibleState:
         page = body.get("page") or {}
         if not isinstance(query, dict) or not isinstance(page, dict):
             raise _bad_search("query and page must be objects")
-        terms = [_search_term(key, value) for key, value in query.items()]
-        rows = [self.flat_json(c) for c in self.account_credentials(account)]
+        loose = bool(self.options.get("loose_filters"))
+        terms = [term for key, value in query.items()
+                 if (term := _search_term(key, value, loose=loose)) is not None]
+        rows = [self.flat_json(c) for c in sorted(self.account_credentials(account),
+                                                    key=lambda c: c.id)]
         rows = [row for row in rows if all(term(row) for term in terms)]
         sort = body.get("sort") or {}
         for name, direction in reversed(list(sort.items()) if isinstance(sort, dict) else []):
@@ -303,11 +320,19 @@ class AccredibleState:
             rows.sort(key=lambda row, g=getter: (g(row) is None, str(g(row) or "")),
                       reverse=str(direction).lower() == "desc")
         size = min(max(_as_int(page.get("size")) or 50, 1), 100)
-        start = max(_as_int(page.get("from")) or 0, 0)
-        if start > 10_000:
-            raise _bad_search("from beyond 10000: use cursor")
-        return {"credentials": rows[start:start + size],
-                "meta": {"count": len(rows), "from": start, "size": size, "cursor": None}}
+        cursor = page.get("cursor")
+        if cursor not in (None, "") and page.get("from") is not None:
+            raise _bad_search("page.from and page.cursor cannot be used together")
+        if cursor not in (None, ""):
+            start = _after_cursor(rows, cursor)
+        else:
+            start = max(_as_int(page.get("from")) or 0, 0)
+            if start + size > SEARCH_WINDOW:
+                raise _bad_search(f"from + size beyond {SEARCH_WINDOW}: use page.cursor")
+        chosen = rows[start:start + size]
+        return {"credentials": chosen,
+                "meta": {"count": len(rows), "from": start, "size": size,
+                         "cursor": _cursor_of(chosen[-1]) if chosen else None}}
 
     # --- writes ---------------------------------------------------------------------------
 
@@ -328,17 +353,57 @@ class AccredibleState:
             raise accredible_error(422, {"recipient.email": ["has already been taken"]})
         issued_on = _date_field(data, "issued_on") or self.clock.today()
         expired_on = _date_field(data, "expired_on")
+        if expired_on is None and group.auto_expiry is not None:
+            expired_on = _add_years(issued_on, group.auto_expiry)
+        fields = {k: data[k] for k in _UPDATABLE if k in data}
+        if data.get("approve", True) is not False:
+            # Publishing costs a credit; without one the credential is created unpublished
+            # (openapi.json, POST /v1/credentials: "will still be created ... not published").
+            if self._spend_credit():
+                fields["approve"] = True
+            elif self.options.get("accredible_out_of_credits") == "refuse":
+                raise accredible_error(422, "Insufficient credits")
+            else:
+                fields["approve"] = False
         now = self.clock.now()
         cred = AccredibleCredential(
             id=self.ids.integer(), account_id=account.id, group_id=group.id,
             recipient={"name": str(recipient["name"]), "email": email,
                        "id": recipient.get("id"), "meta_data": recipient.get("meta_data")},
             issued_on=issued_on, expired_on=expired_on, created_at=now, updated_at=now,
-            encoded_id=self.ids.hex(), uuid=self.ids.uuid(),
-            fields={k: data[k] for k in _UPDATABLE if k in data},
+            encoded_id=self.ids.hex(), uuid=self.ids.uuid(), fields=fields,
             license_id=None if data.get("id") is None else str(data["id"]))
         self.credentials[cred.id] = cred
         return cred
+
+    def credits_left(self) -> int | None:
+        """Credits left in the emulator's pool (None: unlimited)."""
+        credits = self.options.get("accredible_credits")
+        return None if credits is None else max(0, int(credits) - self.credits_spent)
+
+    def _spend_credit(self) -> bool:
+        left = self.credits_left()
+        if left is not None and left <= 0:
+            return False
+        self.credits_spent += 1
+        return True
+
+    def admit(self, client_ip: str) -> None:
+        """Apply the per-IP budget (option `accredible_rate_limit`); over it, a 429 without
+        Retry-After unless `rate_limit_retry_after` asks for one."""
+        config = self.options.get("accredible_rate_limit")
+        if not config:
+            return
+        wait = self.throttle.admit(client_ip, config)
+        if wait is None:
+            return
+        retry_after = self.options.get("rate_limit_retry_after", False)
+        headers: dict[str, str] = {}
+        if retry_after is True:
+            headers["Retry-After"] = str(max(1, math.ceil(wait)))
+        elif retry_after is not False:
+            headers["Retry-After"] = str(int(retry_after))
+        raise ApiError(429, {"errors": "Too Many Requests"}, headers)
 
     def _taken(self, account: AccredibleAccount, group: AccredibleGroup, email: str) -> bool:
         expired_count = self.options.get("accredible_expired_blocks_duplicates", True)
@@ -359,6 +424,12 @@ class AccredibleState:
         data = body.get("credential") if isinstance(body, dict) else None
         if not isinstance(data, dict):
             raise accredible_error(422, "Can not update credential without credential data")
+        changes = {k: data[k] for k in _UPDATABLE if k in data}
+        if changes.get("approve") is True and not _published(cred) and not self._spend_credit():
+            # Publishing needs a credit; still none: it stays unpublished (or the refusal).
+            if self.options.get("accredible_out_of_credits") == "refuse":
+                raise accredible_error(422, "Insufficient credits")
+            changes["approve"] = False
         if "expired_on" in data:
             cred.expired_on = _date_field(data, "expired_on")
         if "issued_on" in data:
@@ -367,7 +438,7 @@ class AccredibleState:
         if isinstance(recipient, dict):
             cred.recipient.update({k: v for k, v in recipient.items()
                                    if k in ("name", "email", "id", "meta_data")})
-        cred.fields.update({k: data[k] for k in _UPDATABLE if k in data})
+        cred.fields.update(changes)
         cred.updated_at = self.clock.now()
         return cred
 
@@ -389,6 +460,7 @@ class AccredibleState:
                               "id": cred.recipient.get("id")},
                 "issued_on": cred.issued_on.isoformat(),
                 "expired_on": cred.expired_on.isoformat() if cred.expired_on else None,
+                "approve": _published(cred),
                 "license_id": cred.license_id, "created_at": iso_ms(cred.created_at)}
 
     def document(self) -> dict[str, Any]:
@@ -400,11 +472,51 @@ class AccredibleState:
                     for a in self.accounts.values()]
         return {"accounts": accounts,
                 "credentials": [self._record(c) for c in self.credentials.values()],
-                "deleted_credentials": list(self.deleted)}
+                "deleted_credentials": list(self.deleted),
+                "credits_spent": self.credits_spent, "credits_left": self.credits_left(),
+                "rate_limit": self.throttle.document()}
 
 
 def _contains(value: str, needle: Any) -> bool:
     return _blank(needle) or str(needle).lower() in value.lower()
+
+
+def _years(value: Any) -> float | None:
+    """A seeded `auto_expiry` in years; missing, non-numeric or <= 0 is None (ignored)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        return None
+    return float(value)
+
+
+def _add_years(day: date, years: float) -> date:
+    """`day` plus whole years (29 February becomes 28 February); fractions as days."""
+    whole = int(years)
+    try:
+        moved = day.replace(year=day.year + whole)
+    except ValueError:
+        moved = day.replace(year=day.year + whole, day=28)
+    return moved + timedelta(days=round((years - whole) * 365.25))
+
+
+def _published(cred: AccredibleCredential) -> bool:
+    return cred.fields.get("approve", True) is not False
+
+
+def _cursor_of(row: dict[str, Any]) -> str:
+    """An opaque, URL-safe cursor naming the last row of a page (like the docs' base64)."""
+    return base64.urlsafe_b64encode(json.dumps([row["id"]]).encode()).decode()
+
+
+def _after_cursor(rows: list[dict[str, Any]], cursor: Any) -> int:
+    """The index right after the row a cursor names; a cursor we never gave out is a 400."""
+    try:
+        (last_id,) = json.loads(base64.urlsafe_b64decode(str(cursor).encode()))
+    except (ValueError, TypeError):
+        raise _bad_search("invalid page.cursor") from None
+    for index, row in enumerate(rows):
+        if row["id"] == last_id:
+            return index + 1
+    raise _bad_search("invalid page.cursor")
 
 
 def _date_field(data: dict[str, Any], name: str) -> date | None:
@@ -427,6 +539,7 @@ _SEARCH_FIELDS: dict[str, Any] = {
     "recipient_id": lambda row: row["recipient_id"],
     "group.id": lambda row: row["group"]["id"],
     "group_id": lambda row: row["group"]["id"],
+    "approve": lambda row: row["approve"],
     "license_id": lambda row: row["license_id"],
     "issued_on": lambda row: row["issued_on"],
     "expired_on": lambda row: row["expired_on"],
@@ -434,7 +547,7 @@ _SEARCH_FIELDS: dict[str, Any] = {
     "created_at": lambda row: row["created_at"],
     "updated_at": lambda row: row["updated_at"],
 }
-_OPERATOR = re.compile(r"^(?P<field>[a-z_.]+)(?:\[(?P<op>in|lt|lte|gt|gte)\])?$")
+_OPERATOR = re.compile(r"^(?P<field>[a-z_.]+)(?:\[(?P<op>eq|in|lt|lte|gt|gte)\])?$")
 
 
 def _bad_search(message: str) -> ApiError:
@@ -453,10 +566,16 @@ def _normalise(field: str, value: Any) -> Any:
     return str(value)
 
 
-def _search_term(key: str, value: Any) -> Any:
-    """One query term as a predicate over a flat row; unknown fields are a 400."""
+def _search_term(key: str, value: Any, *, loose: bool = False) -> Any:
+    """One query term as a predicate over a flat row; unknown fields are a 400.
+
+    `loose` (option `loose_filters`) plays a sloppier server: an unknown field is ignored
+    (None is returned), and eq/in match when the wanted text occurs anywhere in the value
+    (`ann@example.org` finds `joann@example.org`, group 900 finds 9001)."""
     found = _OPERATOR.match(key)
     if not found or found.group("field") not in _SEARCH_FIELDS:
+        if loose:
+            return None
         raise _bad_search(f"unknown search field {key}")
     name, op = found.group("field"), found.group("op")
     getter = _SEARCH_FIELDS[name]
@@ -465,12 +584,15 @@ def _search_term(key: str, value: Any) -> Any:
         raw = getter(row)
         return None if raw is None else _normalise(name, raw)
 
-    if op == "in":
-        values = {_normalise(name, v) for v in (value if isinstance(value, list) else [value])}
+    if op in (None, "eq", "in"):
+        wanted = value if op == "in" and isinstance(value, list) else [value]
+        values = {_normalise(name, v) for v in wanted}
+        if loose:
+            needles = [str(v).lower() for v in values if v is not None]
+            return lambda row: actual(row) is not None and any(
+                n in str(actual(row)).lower() for n in needles)
         return lambda row: actual(row) in values
     target = _normalise(name, value)
-    if op is None:
-        return lambda row: actual(row) == target
     compare = {"lt": lambda a, b: a < b, "lte": lambda a, b: a <= b,
                "gt": lambda a, b: a > b, "gte": lambda a, b: a >= b}[op]
 

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 CREDLY_ENDPOINTS = (
     "credly.organization", "credly.templates.list", "credly.templates.get", "credly.issue",
     "credly.badges.list", "credly.badges.get", "credly.revoke", "credly.events.get",
-    "credly.tokens.list",
+    "credly.tokens.list", "credly.tokens.rotate", "credly.oauth.token",
 )
 ACCREDIBLE_ENDPOINTS = (
     "accredible.issuer", "accredible.groups.list", "accredible.groups.search",
