@@ -23,6 +23,8 @@ CREDLY_PRODUCTION = "https://api.credly.com/v1/"
 CREDLY_SANDBOX = "https://sandbox-api.credly.com/v1/"
 ACCREDIBLE_PRODUCTION = "https://api.accredible.com/v1/"
 ACCREDIBLE_SANDBOX = "https://sandbox.api.accredible.com/v1/"
+#: Accredible's regions (its Moodle and LearnDash plugins switch between these two).
+ACCREDIBLE_REGIONS = {"us": ACCREDIBLE_PRODUCTION, "eu": "https://eu.api.accredible.com/v1/"}
 
 #: Credentials' and devstack's default prefix `dev` (openedx-events.md §7).
 DEFAULT_BUS_STREAM = "dev-learning-badges-lifecycle"
@@ -67,6 +69,9 @@ class Settings(BaseSettings):
     use_sandbox: bool = Field(False, description="talk to the providers' sandboxes")
     credly_api_url: str | None = Field(None, description="Credly API base URL")
     accredible_api_url: str | None = Field(None, description="Accredible API base URL")
+    credly_oauth_url: str | None = Field(
+        None, description="Credly OAuth token URL (default: derived from each account's API base)"
+    )
     events: Annotated[tuple[str, ...], NoDecode] = Field(
         DEFAULT_EVENTS, description="event types that take part (comma-separated)"
     )

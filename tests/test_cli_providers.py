@@ -184,3 +184,138 @@ def test_badges_revoke_and_resend_reach_the_emulator(env, tmp_path):
     assert again.returncode == 1 and "is revoked, not awarded" in again.stderr
     progress = json.loads(run(e, "progress", "list", "--incomplete", "--json").stdout)
     assert [p["username"] for p in progress] == ["ann"]
+
+
+# -- secrets, OAuth, rotation, API bases (issue 10) -------------------------------------------
+OAUTH_ID = "cli-oauth-app"
+OAUTH_SECRET = "cli-oauth-secret-5e2a"
+
+
+def oauth_emulator(emulator: Emulator) -> None:
+    seed = sandbox_seed()
+    seed["credly"]["organizations"][0]["oauth_applications"] = [
+        {"client_id": OAUTH_ID, "client_secret": OAUTH_SECRET}]
+    emulator.reset(seed)
+
+
+def credly_status(e: dict[str, str], key: str) -> int:
+    """What the emulator answers this key now (200 live, 401 dead)."""
+    url = f"{e['BADGETUI_CREDLY_API_URL']}organizations/{CREDLY_ORG}"
+    return httpx.get(url, auth=(key, ""), timeout=10).status_code
+
+
+def test_secrets_from_file_env_and_never_on_screen(env, tmp_path):
+    _, e = env
+    key_file = tmp_path / "credly.key"
+    key_file.write_text("sandbox-credly-key\n")
+    added = run(e, "provider", "add", "credly", "--uuid", CREDLY_ORG, "--api-key-file",
+                str(key_file))
+    assert added.returncode == 0, added.stderr
+    from_env = run(dict(e, BADGETUI_API_KEY="sandbox-accredible-key"), "provider", "add",
+                   "accredible", "--name", "Example Accredible")
+    assert from_env.returncode == 0, from_env.stderr
+    none = run(e, "provider", "add", "accredible", "--name", "Second Accredible", stdin="")
+    assert none.returncode == 1 and none.stderr.count("\n") == 1
+    assert "--api-key-file FILE" in none.stderr and "BADGETUI_API_KEY" in none.stderr
+    listed = run(e, "provider", "list", "--json")
+    rows = {r["provider"]: r for r in json.loads(listed.stdout)}
+    assert rows["credly"]["api_key"] == "…-key" and rows["accredible"]["api_key"] == "…-key"
+    assert rows["credly"]["key_expires_at"] and not rows["credly"]["key_expiry_assumed"]
+    for out in (added, from_env, none, listed, run(e, "provider", "list")):
+        assert "sandbox-credly-key" not in out.stdout + out.stderr
+        assert "sandbox-accredible-key" not in out.stdout + out.stderr
+
+
+def test_the_key_prompt_does_not_echo(env):
+    import pty
+    import select
+
+    _, e = env
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the CLI with the pty as its controlling terminal
+        os.execve(sys.executable, [sys.executable, "-m", "badgetui", "provider", "add",
+                                   "credly", "--uuid", CREDLY_ORG], e)
+    seen = b""
+    try:
+        while b"not shown" not in seen:
+            ready, _, _ = select.select([fd], [], [], 30)
+            assert ready, f"no prompt: {seen!r}"
+            seen += os.read(fd, 1024)
+        os.write(fd, b"sandbox-credly-key\n")
+        while True:
+            ready, _, _ = select.select([fd], [], [], 60)
+            if not ready:
+                break
+            try:
+                chunk = os.read(fd, 1024)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0, seen
+    assert b"added credly account 1" in seen and b"sandbox-credly-key" not in seen
+    listed = json.loads(run(e, "provider", "list", "--json").stdout)
+    assert [a["api_key"] for a in listed] == ["…-key"]
+
+
+def test_oauth_account_through_the_cli(env, tmp_path):
+    emulator, e = env
+    oauth_emulator(emulator)
+    wrong = run(e, "provider", "add", "credly", "--uuid", CREDLY_ORG, "--client-id", OAUTH_ID,
+                "--client-secret", "bad-secret-0001")
+    assert wrong.returncode == 1 and wrong.stderr.count("\n") == 1
+    assert f"organization {CREDLY_ORG}" in wrong.stderr and "…0001" in wrong.stderr
+    assert "bad-secret" not in wrong.stderr
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(OAUTH_SECRET)
+    ok = run(e, "provider", "add", "credly", "--uuid", CREDLY_ORG, "--client-id", OAUTH_ID,
+             "--client-secret-file", str(secret_file))
+    assert ok.returncode == 0, ok.stderr
+    listed = run(e, "provider", "list")
+    assert f"oauth {OAUTH_ID} …5e2a" in listed.stdout and OAUTH_SECRET not in listed.stdout
+    assert run(e, "sync").returncode == 0
+    assert len(json.loads(run(e, "template", "list", "--json").stdout)) == 5
+    assert emulator.counters()["credly.oauth.token"]["requests"] >= 2  # wrong one, then ours
+    assert emulator.state()["credly"]["oauth"]["tokens_issued"] >= 1
+
+
+def test_rotate_through_the_cli_then_replace_by_hand(env, tmp_path):
+    emulator, e = env
+    assert run(e, "provider", "add", "credly", "--uuid", CREDLY_ORG, "--api-key",
+               "sandbox-credly-key").returncode == 0
+    rotated = run(e, "provider", "rotate", CREDLY_ORG)
+    assert rotated.returncode == 0, rotated.stderr
+    [org] = emulator.state()["credly"]["organizations"]
+    [live] = org["live_keys"]
+    assert f"now {live}" in rotated.stdout
+    assert f"expires {org['key_expires_at'][:10]}" in rotated.stdout
+    assert credly_status(e, "sandbox-credly-key") == 401
+    listed = json.loads(run(e, "provider", "list", "--json").stdout)
+    assert listed[0]["api_key"] == live and listed[0]["key_expires_at"].startswith(
+        org["key_expires_at"][:10])
+    bad = tmp_path / "bad.key"
+    bad.write_text("hand-made-key-9999")
+    refused = run(e, "provider", "rotate", CREDLY_ORG, "--api-key-file", str(bad))
+    assert refused.returncode == 1 and "…9999" in refused.stderr
+    assert "hand-made-key" not in refused.stderr
+    assert json.loads(run(e, "provider", "list", "--json").stdout)[0]["api_key"] == live
+
+
+def test_per_account_base_is_stored_shown_and_used(env):
+    _, e = env
+    dead = dict(e, BADGETUI_ACCREDIBLE_API_URL="http://127.0.0.1:9/accredible/v1/")
+    base = e["BADGETUI_ACCREDIBLE_API_URL"]
+    added = run(dead, "provider", "add", "accredible", "--name", "Example Accredible",
+                "--api-key", "sandbox-accredible-key", "--api-url", base)
+    assert added.returncode == 0, added.stderr
+    listed = json.loads(run(dead, "provider", "list", "--json").stdout)
+    assert [(a["api_url"], a["base"]) for a in listed] == [(base, base)]
+    assert run(dead, "sync").returncode == 0
+    assert len(json.loads(run(dead, "template", "list", "--json").stdout)) == 3
+    wrong = run(dead, "provider", "add", "credly", "--uuid", CREDLY_ORG, "--api-key", "k-1234",
+                "--region", "eu")
+    assert wrong.returncode == 1 and "regions are Accredible's" in wrong.stderr

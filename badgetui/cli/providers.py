@@ -1,4 +1,4 @@
-"""Provider accounts, sync, backups, the webhook receiver and the emulator."""
+"""Provider accounts, sync, backups and the emulator (the webhook receiver: `cli.webhooks`)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,46 @@ from typing import Any
 
 from badgetui.cli.common import CliError, json_flag, open_services, print_json, table
 
+API_KEY_ENV = "BADGETUI_API_KEY"
+CLIENT_SECRET_ENV = "BADGETUI_CLIENT_SECRET"
+
+
+def read_secret(what: str, value: str | None, path: str | None, env: str, flag: str) -> str:
+    """A secret from its option, a file, the environment or a no-echo prompt, in that order.
+
+    Why: a secret on the command line shows in the process list and the shell history, so
+    the file, the variable and the prompt (only on a terminal) are the ways to prefer; with
+    none of them the error names every option in one line.
+    """
+    import getpass
+    import os
+
+    if value:
+        return value.strip()
+    if path:
+        from badgetui.cli.common import read_text
+
+        secret = read_text(path).strip()
+        if not secret:
+            raise CliError(f"{path} holds no {what}")
+        return secret
+    if os.environ.get(env, "").strip():
+        return os.environ[env].strip()
+    if sys.stdin is not None and sys.stdin.isatty():
+        secret = getpass.getpass(f"{what} (not shown): ").strip()
+        if secret:
+            return secret
+    raise CliError(f"no {what}: use {flag}-file FILE, set {env}, or run in a terminal to be "
+                   f"asked ({flag} also works, but shows it in the process list)")
+
+
+def _auth(a: Any) -> str:
+    return f"oauth {a.client_id} {a.client_secret}" if a.auth == "oauth" else "api key"
+
 
 def cmd_provider_list(args: argparse.Namespace) -> int:
+    from badgetui.services.accounts import base_label
+
     services = open_services(args)
     accounts = services.templates.accounts()
     keys = {k.account_id: k for k in services.accounts.key_status()}
@@ -18,19 +56,28 @@ def cmd_provider_list(args: argparse.Namespace) -> int:
 
         print_json([
             {**asdict(a),
+             "base": base_label(a.api_url),
              "key_expires_at": keys[a.id].expires_at.isoformat() if keys[a.id].expires_at
              else None,
+             "key_expiry_assumed": keys[a.id].assumed,
              "key_warning": keys[a.id].warning}
             for a in accounts
         ])
         return 0
+
+    def expiry(a: Any) -> str:
+        status = keys[a.id]
+        if not status.expires_at:
+            return "-"
+        return f"{status.expires_at:%Y-%m-%d}" + (" (assumed)" if status.assumed else "")
+
     table(
-        [(a.id, a.provider, a.identifier, a.name, a.api_key,
-          f"{keys[a.id].expires_at:%Y-%m-%d}" if keys[a.id].expires_at else "-",
-          a.last_sync_at or "never",
+        [(a.id, a.provider, a.identifier, a.name, _auth(a), a.api_key or "-", expiry(a),
+          base_label(a.api_url), a.last_sync_at or "never",
           "delivery paused" if a.paused_reason else a.last_sync_result)
          for a in accounts],
-        ["ID", "PROVIDER", "IDENTIFIER", "NAME", "KEY", "KEY EXPIRES", "LAST SYNC", "STATUS"],
+        ["ID", "PROVIDER", "IDENTIFIER", "NAME", "AUTH", "KEY", "KEY EXPIRES", "BASE",
+         "LAST SYNC", "STATUS"],
     )
     for status in keys.values():
         if status.warning:
@@ -41,21 +88,74 @@ def cmd_provider_list(args: argparse.Namespace) -> int:
 def cmd_provider_add(args: argparse.Namespace) -> int:
     import asyncio
 
+    from badgetui.services.accounts import region_url
+
     services = open_services(args)
+    api_url = region_url(args.provider, args.region, args.api_url)
     if args.provider == "credly":
         if not args.uuid:
             raise CliError("a Credly organization needs --uuid")
-        view = asyncio.run(services.accounts.add_credly(args.uuid, args.api_key))
+        client_id = (args.client_id or "").strip()
+        secret = ""
+        if client_id:
+            secret = read_secret("OAuth client secret", args.client_secret,
+                                 args.client_secret_file, CLIENT_SECRET_ENV, "--client-secret")
+        elif args.client_secret or args.client_secret_file:
+            raise CliError("a client secret needs its --client-id")
+        # With OAuth the key is optional: only an explicit one (option or file) is used.
+        key = (args.api_key or "").strip() if client_id else ""
+        if client_id and args.api_key_file:
+            key = read_secret("API key", None, args.api_key_file, API_KEY_ENV, "--api-key")
+        if not client_id:
+            key = read_secret("API key", args.api_key, args.api_key_file, API_KEY_ENV,
+                              "--api-key")
+        view = asyncio.run(services.accounts.add_credly(
+            args.uuid, key, client_id=client_id, client_secret=secret, api_url=api_url))
     else:
         if not args.name:
             raise CliError("an Accredible configuration needs --name")
-        view = asyncio.run(services.accounts.add_accredible(args.name, args.api_key))
+        if args.client_id or args.client_secret or args.client_secret_file:
+            raise CliError("OAuth client credentials are Credly's; Accredible uses an API key")
+        key = read_secret("API key", args.api_key, args.api_key_file, API_KEY_ENV, "--api-key")
+        view = asyncio.run(services.accounts.add_accredible(args.name, key, api_url=api_url))
     if args.json:
         from dataclasses import asdict
 
         print_json(asdict(view))
     else:
-        print(f"added {view.provider} account {view.id}: {view.name} (key {view.api_key})")
+        auth = (f"OAuth client {view.client_id}, secret {view.client_secret}"
+                if view.auth == "oauth" else f"key {view.api_key}")
+        where = f", base {view.api_url}" if view.api_url else ""
+        print(f"added {view.provider} account {view.id}: {view.name} ({auth}{where})")
+    return 0
+
+
+def cmd_provider_rotate(args: argparse.Namespace) -> int:
+    """Rotate a Credly key through the API, or replace any key with one issued by hand."""
+    import asyncio
+
+    services = open_services(args)
+    was_paused = bool(services.templates.account(args.id).paused_reason)
+    if args.api_key or args.api_key_file or args.replace:
+        key = read_secret("API key", args.api_key, args.api_key_file, API_KEY_ENV, "--api-key")
+        view = asyncio.run(services.accounts.update_key(args.id, key))
+        status = next(k for k in services.accounts.key_status() if k.account_id == view.id)
+        expires, assumed = status.expires_at, status.assumed
+        what = "replaced"
+    else:
+        rotation = asyncio.run(services.accounts.rotate(args.id))
+        view, expires, assumed = rotation.view, rotation.expires_at, rotation.assumed
+        what = "rotated"
+    if args.json:
+        from dataclasses import asdict
+
+        print_json({**asdict(view), "key_expires_at": expires.isoformat() if expires else None,
+                    "key_expiry_assumed": assumed})
+        return 0
+    until = "no expiry listed" if expires is None else f"expires {expires:%Y-%m-%d}" + (
+        " (assumed: 180 days, Credly listed no expiry)" if assumed else "")
+    print(f"{what} the API key of {view.provider} {view.name}: now {view.api_key}, {until}"
+          + ("; delivery resumed" if was_paused else ""))
     return 0
 
 
@@ -124,24 +224,18 @@ def cmd_backup_restore(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_webhooks_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from badgetui.services.webhooks import WEBHOOK_PATH, webhook_app
-
-    services = open_services(args)
-    print(f"listening on http://{args.host}:{args.port}{WEBHOOK_PATH}", flush=True)
-    uvicorn.run(webhook_app(services.webhooks), host=args.host, port=args.port,
-                log_level="warning")
-    return 0
-
-
 def cmd_sandbox_serve(args: argparse.Namespace) -> int:
     from badgetui.sandbox.server import main_serve
 
     return main_serve(args.seed, args.host, args.port, args.latency_ms, args.error_rate,
                       args.hang_rate)
 
+
+
+def _key_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--api-key", help=f"the API key (prefer --api-key-file, {API_KEY_ENV} or "
+                   "the prompt: an option shows in the process list)")
+    p.add_argument("--api-key-file", metavar="FILE", help="read the API key from FILE (- stdin)")
 
 
 def register(sub: Any) -> None:
@@ -152,9 +246,23 @@ def register(sub: Any) -> None:
     p.add_argument("provider", choices=("credly", "accredible"))
     p.add_argument("--uuid", help="Credly organization UUID")
     p.add_argument("--name", help="Accredible configuration name")
-    p.add_argument("--api-key", required=True, help="the provider API key")
+    _key_options(p)
+    p.add_argument("--client-id", help="Credly OAuth 2.0 client id (used instead of a key)")
+    p.add_argument("--client-secret", help="its secret (prefer --client-secret-file, "
+                   f"{CLIENT_SECRET_ENV} or the prompt)")
+    p.add_argument("--client-secret-file", metavar="FILE", help="read the client secret here")
+    p.add_argument("--region", choices=("us", "eu"), help="Accredible region (US or EU API)")
+    p.add_argument("--api-url", metavar="URL",
+                   help="this account's API base (a sandbox, the emulator); default: settings")
     json_flag(p)
     p.set_defaults(handler=cmd_provider_add)
+    p = provider.add_parser("rotate", help="rotate a Credly key, or replace a key by hand")
+    p.add_argument("id", metavar="ID", help="account id, organization UUID or name")
+    _key_options(p)
+    p.add_argument("--replace", action="store_true",
+                   help=f"replace with a key issued by hand (from {API_KEY_ENV} or the prompt)")
+    json_flag(p)
+    p.set_defaults(handler=cmd_provider_rotate)
     p = provider.add_parser("list", help="Credly organizations and Accredible configurations")
     json_flag(p)
     p.set_defaults(handler=cmd_provider_list)
@@ -181,13 +289,6 @@ def register(sub: Any) -> None:
     p.add_argument("id", metavar="ID", type=int)
     json_flag(p)
     p.set_defaults(handler=cmd_backup_restore)
-
-    webhooks = sub.add_parser("webhooks", help="Credly webhook receiver").add_subparsers(
-        dest="webhooks_command", metavar="ACTION", required=True)
-    p = webhooks.add_parser("serve", help="serve POST /badges/credly/webhook/")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8765)
-    p.set_defaults(handler=cmd_webhooks_serve)
 
     sandbox = sub.add_parser("sandbox", help="the Credly + Accredible emulator").add_subparsers(
         dest="sandbox_command", metavar="ACTION", required=True)

@@ -25,14 +25,17 @@ Each key is looked up on the endpoint's rule, then on `*`. A hang answers 504 wh
 Behaviour switches (`Emulator(options=...)`, `set_options`, `PUT /_sandbox/options`):
 `credly_revoked_blocks_reissue` (default false), `accredible_expired_blocks_duplicates`
 (default true), `webhook_lenient` (any 2xx accepted; default false), `webhook_badge_events`
-(also POST badge.* events; default false), `webhook_retry_delays` (seconds between attempts),
-`webhook_timeout_s`.
+(also POST badge.* events; default false), `credly_badge_state_event` (`badge.state.changed`,
+the documented spelling, or `badge.state_changed`), `webhook_retry_delays` (seconds between
+attempts), `webhook_timeout_s`.
 
 Control API (no auth, never faulted or counted): GET /_sandbox/state, GET /_sandbox/counters,
 GET|PUT /_sandbox/faults, GET|PUT /_sandbox/options, POST /_sandbox/reset ({"seed"?}),
 POST /_sandbox/clock ({"advance_seconds"}), POST /_sandbox/credly/templates
 ({"organization_id", "action", "template"}), POST /_sandbox/credly/badges/{id}/state
-({"state"}), PUT /_sandbox/credly/organizations/{id}/webhook ({"webhook_url"}).
+({"state": accepted|rejected|revoked|replaced, "reason"? (needed to revoke)}),
+DELETE /_sandbox/credly/badges/{id} (records `badge.deleted`),
+PUT /_sandbox/credly/organizations/{id}/webhook ({"webhook_url"}).
 """
 
 from badgetui.sandbox.emulator import Emulator, load_seed

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from badgetui.sandbox.accredible import accredible_routes
 from badgetui.sandbox.control import control_routes
 from badgetui.sandbox.credly import credly_routes
+from badgetui.sandbox.credly_oauth import oauth_routes
 
 if TYPE_CHECKING:
     from badgetui.sandbox.emulator import Emulator
@@ -46,6 +47,7 @@ def build_app(emulator: Emulator) -> Starlette:
             emulator.faults.release_hangs()
             emulator.webhooks.server_loop = None
 
-    routes = credly_routes(emulator) + accredible_routes(emulator) + control_routes(emulator)
+    routes = (credly_routes(emulator) + oauth_routes(emulator) + accredible_routes(emulator)
+              + control_routes(emulator))
     return Starlette(routes=routes, lifespan=lifespan,
                      exception_handlers={HTTPException: _http_error})

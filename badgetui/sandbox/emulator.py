@@ -111,11 +111,19 @@ class Emulator:
         with self.sandbox.lock:
             return self.sandbox.credly.template_action(org_id, action, template).to_json()
 
-    def set_credly_badge_state(self, badge_id: str, state: str) -> dict[str, Any]:
-        """The earner accepts or rejects (accepted|rejected): records `badge.state.changed`."""
+    def set_credly_badge_state(self, badge_id: str, state: str,
+                               reason: str | None = None) -> dict[str, Any]:
+        """The earner accepts or rejects, or the issuer revokes (`reason` needed) or replaces the
+        badge in the dashboard: records the state change event and fires the webhook."""
         credly = self.sandbox.credly
         with self.sandbox.lock:
-            return credly.badge_json(credly.set_badge_state(badge_id, state))
+            return credly.badge_json(credly.set_badge_state(badge_id, state, reason))
+
+    def delete_credly_badge(self, badge_id: str) -> dict[str, Any]:
+        """The issuer deletes a badge in the dashboard: records `badge.deleted` (with the badge
+        as it was), fires the webhook, returns the event as `GET events/{id}` shows it."""
+        with self.sandbox.lock:
+            return self.sandbox.credly.delete_badge(badge_id).to_json()
 
     def set_credly_webhook_url(self, org_id: str, url: str | None) -> None:
         """Point an organization's webhooks at a receiver known only at run time."""

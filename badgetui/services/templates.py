@@ -58,6 +58,14 @@ class AccountView:
     last_sync_at: str | None
     last_sync_result: str
     paused_reason: str
+    #: The account's own API base ('' = the settings' base).
+    api_url: str = ""
+    #: "api key" or "oauth" (Credly client credentials, used instead of the key).
+    auth: str = "api key"
+    client_id: str = ""
+    client_secret: str = ""  # masked
+    #: The key's expiry as the provider listed it (None: not listed, or no key).
+    key_expires_at: str | None = None
 
 
 @dataclass(slots=True)
@@ -112,8 +120,13 @@ class TemplateService:
         *,
         name: str = "",
         key_created_at: datetime | None = None,
+        key_expires_at: datetime | None = None,
+        api_url: str = "",
+        client_id: str = "",
+        client_secret: str = "",
     ) -> AccountView:
-        """Store an account whose key was already verified (the providers layer does that)."""
+        """Store an account whose key (or OAuth client) was already verified (the accounts
+        service does that); `api_url` '' means the settings' base."""
         if provider not in PROVIDERS:
             raise ServiceError(f"unknown provider {provider!r} (use credly or accredible)")
         if ProviderAccount.get_or_none(
@@ -123,9 +136,16 @@ class TemplateService:
         now = to_db(self.clock())
         account = ProviderAccount.create(
             provider=provider, identifier=identifier, name=name or identifier, api_key=api_key,
-            key_created_at=to_db(key_created_at) or now, created_at=now,
+            key_created_at=(to_db(key_created_at) or now) if api_key else None, created_at=now,
+            key_expires_at=to_db(key_expires_at), api_url=api_url, client_id=client_id,
+            client_secret=client_secret,
         )
-        audit(self.clock, "account.add", f"{provider}:{identifier}", {"key": mask(api_key)})
+        detail: dict[str, str] = {"key": mask(api_key)}
+        if client_id:
+            detail.update(client_id=client_id, client_secret=mask(client_secret))
+        if api_url:
+            detail["api_url"] = api_url
+        audit(self.clock, "account.add", f"{provider}:{identifier}", detail)
         return _account_view(account)
 
     def accounts(self) -> list[AccountView]:
@@ -291,5 +311,7 @@ def _account_view(account: ProviderAccount) -> AccountView:
     return AccountView(
         account.id, account.provider, account.identifier, account.name, mask(account.api_key),
         iso(account.key_created_at), iso(account.last_sync_at), account.last_sync_result,
-        account.paused_reason,
+        account.paused_reason, account.api_url,
+        "oauth" if account.client_id else "api key", account.client_id,
+        mask(account.client_secret), iso(account.key_expires_at),
     )

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import threading
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 from textual import on, work
@@ -222,6 +223,21 @@ class BadgeApp(App[None]):
         for tab, label, _ in TABS:
             yield SystemCommand(f"Show {label}", f"Switch to the {label} tab",
                                 lambda tab=tab: self.action_show_tab(tab))
+        yield from self._rotate_commands()
+
+    def _rotate_commands(self) -> Iterable[SystemCommand]:
+        """"Rotate key of …" for each Credly organization with a key, from the rows the
+        Providers pane already loaded (no database call on the UI thread)."""
+        from badgetui.tui.screens.providers import ProvidersPane
+
+        panes = self.screen_stack[0].query(ProvidersPane) if self.screen_stack else []
+        for pane in panes:
+            for row in pane.rows.values():
+                if pane.rotatable(row.view):
+                    yield SystemCommand(
+                        f"Rotate key of {row.view.name}",
+                        "Rotate this Credly organization's API key; the new key is checked "
+                        "before it is stored", partial(pane.rotate_key, row.view.id))
 
     def _ingest_file(self) -> None:
         from badgetui.tui.screens.events import IngestScreen

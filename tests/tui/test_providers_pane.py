@@ -407,3 +407,53 @@ async def test_update_key_service_checks_a_credly_key_and_lifts_the_pause(consol
     assert services.accounts.template_counts() == {}
     await services.sync.sync(view.id)
     assert services.accounts.template_counts() == {view.id: (5, 0)}
+
+
+# -- key rotation (R and the command palette) -------------------------------------------------
+async def test_rotate_a_credly_key_from_the_pane_and_from_the_palette(console):
+    services = console.services
+    view = await services.accounts.add_credly(CREDLY_ORG, CREDLY_KEY)
+    await services.accounts.add_accredible("Example Accredible", ACCREDIBLE_KEY)
+    ProviderAccount.update(paused_reason="Credly refused the key").where(
+        ProviderAccount.id == view.id).execute()
+    async with run(console) as pilot:
+        await open_pane(console, pilot)
+        rows = [r.view.provider for r in console.pane.rows.values()]
+        console.pane.query_one(AccountTable).move_cursor(row=rows.index("credly"))
+        await pilot.pause()
+        await pilot.press("R")
+        await settle(pilot)
+        await settle(pilot)
+        first = ProviderAccount.get_by_id(view.id)
+        assert first.api_key not in (CREDLY_KEY, "") and first.paused_reason == ""
+        [org] = console.emulator.state()["credly"]["organizations"]
+        assert org["live_keys"] == ["…" + first.api_key[-4:]]
+        assert first.key_expires_at is not None
+        expiry = org["key_expires_at"][:10]
+        assert any("key rotated" in n and expiry in n for n in notifications(console))
+
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.3)
+        await pilot.press(*"Rotate key of Example Academy")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await settle(pilot)
+        await settle(pilot)
+        second = ProviderAccount.get_by_id(view.id)
+        assert second.api_key not in (CREDLY_KEY, first.api_key)
+    [org] = console.emulator.state()["credly"]["organizations"]
+    assert org["live_keys"] == ["…" + second.api_key[-4:]]
+    assert [a.action for a in AuditLog.select() if a.action.startswith("account.rotate")] == [
+        "account.rotate", "account.rotate"]
+
+
+async def test_rotate_is_not_offered_for_accredible(console):
+    await console.services.accounts.add_accredible("Example Accredible", ACCREDIBLE_KEY)
+    async with run(console) as pilot:
+        await open_pane(console, pilot)
+        assert console.pane.check_action("rotate", ()) is None
+        commands = [c.title for c in console.app.get_system_commands(console.app.screen)]
+        assert not any(t.startswith("Rotate key") for t in commands)
+        await pilot.press("R")
+        await settle(pilot)
+    assert ProviderAccount.get().api_key == ACCREDIBLE_KEY

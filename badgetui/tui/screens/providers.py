@@ -28,6 +28,7 @@ from textual.reactive import reactive
 from textual.widgets import Button, DataTable, Label, ProgressBar, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from badgetui.services.accounts import Rotation, base_label
 from badgetui.services.common import ServiceError
 from badgetui.services.sync import SyncPlan, SyncResult
 from badgetui.services.templates import AccountView
@@ -65,6 +66,8 @@ class AccountRow:
     days_left: int | None
     expired: bool
     warning: str
+    #: The expiry is creation + 180 days because Credly listed none for the key.
+    assumed: bool = False
 
 
 def _parse(moment: str | None) -> datetime | None:
@@ -136,6 +139,14 @@ class SyncApplied(Message):
         self.results = results
 
 
+class KeyRotated(Message):
+    """A Credly key was rotated and the new one verified and stored."""
+
+    def __init__(self, rotation: Rotation) -> None:
+        super().__init__()
+        self.rotation = rotation
+
+
 class SyncCancelled(Exception):
     """Raised from the progress callback to stop a sync whose worker was cancelled."""
 
@@ -188,6 +199,9 @@ class ProvidersPane(Pane):
                 tooltip="Fetch templates from the selected account's provider"),
         Binding("S", "sync_all", "Sync all", id="providers.sync_all",
                 tooltip="Sync every account"),
+        Binding("R", "rotate", "Rotate key", id="providers.rotate",
+                tooltip="Rotate the selected Credly organization's API key through Credly "
+                "(the new key is checked before it replaces the old one)"),
     ]
 
     syncing: reactive[bool] = reactive(False, bindings=True)
@@ -248,6 +262,7 @@ class ProvidersPane(Pane):
                 key.days_left if key else None,
                 bool(key and key.expires_at and key.expires_at <= now),
                 key.warning if key else "",
+                bool(key and key.assumed),
             ))
         if not get_current_worker().is_cancelled:
             self.post_message(AccountsLoaded(rows))
@@ -312,12 +327,19 @@ class ProvidersPane(Pane):
         lines = [f"[b]{escape(account_label(view))}[/]"]
         if view.provider == "credly":
             lines[0] += f"  (organization ID {escape(view.identifier)})"
-        key = f"key {escape(shown_key(view.api_key))}"
-        if view.key_created_at:
+        key = f"key {escape(shown_key(view.api_key))}" if view.api_key else "no API key"
+        if view.api_key and view.key_created_at:
             key += f", created {_parse(view.key_created_at):%Y-%m-%d}"
         if row.expires_at is not None:
             key += f", expires {row.expires_at:%Y-%m-%d}"
+            if row.assumed:
+                key += " (assumed: 180 days, Credly listed no expiry)"
         lines.append(key)
+        if view.auth == "oauth":
+            lines.append(f"OAuth client {escape(view.client_id)} "
+                         f"(secret {escape(shown_key(view.client_secret))}) signs every call")
+        if view.api_url:
+            lines.append(f"API base {escape(base_label(view.api_url))}")
         if row.warning:
             lines.append(f"[b $warning]{escape(row.warning.replace('…', '***'))}[/]")
         if view.paused_reason:
@@ -350,8 +372,11 @@ class ProvidersPane(Pane):
         self.query_one("#providers-sync-all", Button).disabled = not self.rows or self.syncing
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("edit", "remove", "sync") and self.selected is None:
+        if action in ("edit", "remove", "sync", "rotate") and self.selected is None:
             return None
+        if action == "rotate":
+            row = self.rows.get(self.selected)  # type: ignore[arg-type]
+            return True if row and self.rotatable(row.view) else None
         if action in ("sync", "sync_all") and self.syncing:
             return None
         if action == "sync_all" and not self.rows:
@@ -389,6 +414,41 @@ class ProvidersPane(Pane):
         if label is None:
             return
         self.notify(f"removed {label}", title="providers")
+        self.badge_app.broadcast_change("providers")
+
+    # -- key rotation ---------------------------------------------------------------------
+    @staticmethod
+    def rotatable(view: AccountView) -> bool:
+        """A Credly organization with a key (OAuth-only accounts have none to rotate)."""
+        return view.provider == "credly" and bool(view.api_key)
+
+    def action_rotate(self) -> None:
+        if self.selected is not None:
+            self.rotate_key(self.selected)
+
+    def rotate_key(self, account_id: int) -> None:
+        """Rotate one account's key in a worker; the result comes back as `KeyRotated`."""
+        row = self.rows.get(account_id)
+        if row is not None:
+            self.notify(f"rotating the key of {account_label(row.view)}...", title="providers")
+        self._rotate(account_id)
+
+    @work(thread=True, exclusive=True, group="providers-rotate", exit_on_error=False,
+          name="rotate")
+    def _rotate(self, account_id: int) -> None:
+        rotation = asyncio.run(self.badge_app.services.accounts.rotate(account_id))
+        self.post_message(KeyRotated(rotation))
+
+    @on(KeyRotated)
+    def _rotated(self, message: KeyRotated) -> None:
+        rotation = message.rotation
+        view = rotation.view
+        until = "no expiry listed" if rotation.expires_at is None else (
+            f"expires {rotation.expires_at:%Y-%m-%d}"
+            + (" (assumed)" if rotation.assumed else ""))
+        self._select_after_load = view.id
+        self.notify(f"{account_label(view)}: key rotated, now {shown_key(view.api_key)}, "
+                    f"{until}", title="providers")
         self.badge_app.broadcast_change("providers")
 
     # -- sync -----------------------------------------------------------------------------
