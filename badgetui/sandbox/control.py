@@ -94,8 +94,15 @@ def credly_template(emulator: Emulator, request: Request, body: Any) -> Any:
 
 
 def credly_badge_state(emulator: Emulator, request: Request, body: Any) -> Any:
+    data = _object(body)
+    reason = data.get("reason")
     return emulator.set_credly_badge_state(request.path_params["badge_id"],
-                                           str(_object(body).get("state")))
+                                           str(data.get("state")),
+                                           None if reason is None else str(reason))
+
+
+def credly_badge_delete(emulator: Emulator, request: Request, body: Any) -> Any:
+    return emulator.delete_credly_badge(request.path_params["badge_id"])
 
 
 def credly_webhook(emulator: Emulator, request: Request, body: Any) -> Any:
@@ -115,6 +122,7 @@ CONTROL: list[tuple[str, ControlHandler, list[str]]] = [
     ("/clock", clock, ["POST"]),
     ("/credly/templates", credly_template, ["POST"]),
     ("/credly/badges/{badge_id}/state", credly_badge_state, ["POST"]),
+    ("/credly/badges/{badge_id}", credly_badge_delete, ["DELETE"]),
     ("/credly/organizations/{org_id}/webhook", credly_webhook, ["PUT"]),
 ]
 

@@ -15,6 +15,7 @@ from badgetui.sandbox.credly_filters import (
     parse_filter,
 )
 from badgetui.sandbox.credly_state import CredlyOrganization
+from badgetui.sandbox.errors import credly_not_found
 from badgetui.sandbox.paging import credly_page, last_params
 from badgetui.sandbox.routing import Call, Handler, api_route
 
@@ -35,7 +36,9 @@ def _one(data: dict[str, Any], status: int = 200) -> Response:
 def _list(call: Call, items: list[dict[str, Any]], known: dict[str, Any] | None) -> Response:
     params = last_params(call.request)
     if known is not None:
-        items = apply_filters(items, parse_filter(params.get("filter"), known), known)
+        loose = bool(call.state.options.get("loose_filters"))
+        filters = parse_filter(params.get("filter"), known, loose=loose)
+        items = apply_filters(items, filters, known, loose=loose)
     items = apply_sort(items, params.get("sort"))
     return JSONResponse(credly_page(call.request, params, items))
 
@@ -61,8 +64,9 @@ def list_templates(call: Call) -> Response:
     org = _org(call)
     credly = call.state.credly
     params = last_params(call.request)
-    filters = parse_filter(params.get("filter"), TEMPLATE_FILTERS)
-    if not set(filters) - {"state"} and not params.get("sort"):
+    loose = bool(call.state.options.get("loose_filters"))
+    filters = parse_filter(params.get("filter"), TEMPLATE_FILTERS, loose=loose)
+    if not loose and not set(filters) - {"state"} and not params.get("sort"):
         # The common sync request (`state::active`, any page): filter the objects and render
         # only the page, so 200 pages of 10,000 templates stay cheap.
         states = {v.lower() for v in filters.get("state", [])}
@@ -108,7 +112,18 @@ def get_event(call: Call) -> Response:
 
 def list_tokens(call: Call) -> Response:
     org = _org(call)
-    return _list(call, [call.state.credly.key_json(org, k) for k in org.keys], None)
+    credly = call.state.credly
+    return _list(call, [credly.key_json(org, k) for k in credly.live_keys(org)], None)
+
+
+def rotate_token(call: Call) -> Response:
+    """`POST authorization_tokens/rotate` (openedx/credentials PR #3000; providers.md: not
+    confirmed): the caller's token is replaced; option `credly_rotate_endpoint` off = 404."""
+    if not call.state.options.get("credly_rotate_endpoint", True):
+        raise credly_not_found()
+    org = _org(call)
+    credly = call.state.credly
+    return _one(credly.key_json(org, credly.rotate_key(org, call.authorization)))
 
 
 ROUTES: list[tuple[str, str, Handler, list[str]]] = [
@@ -121,6 +136,7 @@ ROUTES: list[tuple[str, str, Handler, list[str]]] = [
     ("/badges/{badge_id}/revoke", "credly.revoke", revoke, ["PUT"]),
     ("/events/{event_id}", "credly.events.get", get_event, ["GET"]),
     ("/authorization_tokens", "credly.tokens.list", list_tokens, ["GET"]),
+    ("/authorization_tokens/rotate", "credly.tokens.rotate", rotate_token, ["POST"]),
 ]
 
 

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from badgetui.sandbox.clock import SandboxClock, iso_ms, parse_instant
+from badgetui.sandbox.credly_oauth import CredlyOAuthState
 from badgetui.sandbox.errors import (
     credly_error,
     credly_not_found,
@@ -26,7 +27,9 @@ from badgetui.sandbox.ids import IdSource
 KEY_LIFETIME = timedelta(days=180)
 TEMPLATE_STATES = ("draft", "active", "archived")
 TEMPLATE_ACTIONS = ("create", "change", "archive", "delete")
-CONTROL_BADGE_STATES = ("accepted", "rejected")
+#: What the control hook may move a badge to: the earner's answer, or the issuer revoking or
+#: replacing it in Credly's dashboard (Credly's docs name `replaced` as a badge state).
+CONTROL_BADGE_STATES = ("accepted", "rejected", "revoked", "replaced")
 REQUIRED_ISSUE_FIELDS = ("recipient_email", "issued_to_first_name", "issued_to_last_name",
                          "badge_template_id", "issued_at")
 WEB = "https://sandbox.credly.com"
@@ -43,16 +46,23 @@ def _blank(value: Any) -> bool:
 
 @dataclass
 class CredlyKey:
-    """An organization authorization token; dead 180 days after `created_at`."""
+    """An organization authorization token; dead 180 days after `created_at`, or from
+    `dead_at` once rotated (at once, or after the `credly_rotate_grace_s` option)."""
 
     id: str
     token: str
     created_at: datetime
     description: str = "badgetui sandbox"
+    dead_at: datetime | None = None
+    #: A seeded expiry other than created + 180 days (tokens made before the time box).
+    expires: datetime | None = None
 
     @property
     def expires_at(self) -> datetime:
-        return self.created_at + KEY_LIFETIME
+        return self.expires or self.created_at + KEY_LIFETIME
+
+    def alive(self, now: datetime) -> bool:
+        return now < self.expires_at and (self.dead_at is None or now < self.dead_at)
 
 
 @dataclass
@@ -131,6 +141,11 @@ class CredlyEvent:
         return {**self.notification(), self.resource_key: self.resource}
 
 
+def mask_token(token: str) -> str:
+    """A key as the test document shows it: its last 4 characters."""
+    return "…" + token[-4:]
+
+
 def parse_credly_token(header: str | None) -> str | None:
     """The token of `Basic base64(token[:|]...)` or `Bearer token`; None when unreadable."""
     if not header:
@@ -159,16 +174,22 @@ class CredlyState:
         self.options = options
         self.organizations: dict[str, CredlyOrganization] = {}
         self.badges: dict[str, CredlyBadge] = {}
+        #: Badges deleted in the dashboard: gone from the API (404), kept for the test document.
+        self.deleted_badges: dict[str, CredlyBadge] = {}
         self.events: dict[str, CredlyEvent] = {}
         self.listener: Callable[[CredlyEvent], None] | None = None
+        #: OAuth applications and the access tokens they were given (`credly_oauth`).
+        self.oauth = CredlyOAuthState(clock, ids, options)
         now = clock.now()
         for raw in section.get("organizations", []):
             self._load_organization(raw, now)
 
     def _load_organization(self, raw: dict[str, Any], now: datetime) -> None:
         created = raw.get("key_created_at")
+        expires = raw.get("key_expires_at")
         key = CredlyKey(id=self.ids.uuid(), token=str(raw["api_key"]),
-                        created_at=parse_instant(created) if created else now)
+                        created_at=parse_instant(created) if created else now,
+                        expires=parse_instant(expires) if expires else None)
         org = CredlyOrganization(id=str(raw["id"]), name=str(raw.get("name") or raw["id"]),
                                  webhook_url=raw.get("webhook_url"), keys=[key],
                                  created_at=now)
@@ -176,6 +197,7 @@ class CredlyState:
             template = self._new_template(tpl, now)
             org.templates[template.id] = template
         self.organizations[org.id] = org
+        self.oauth.load(org.id, list(raw.get("oauth_applications") or []))
 
     def _new_template(self, raw: dict[str, Any], now: datetime) -> CredlyTemplate:
         state = str(raw.get("state") or "active")
@@ -197,7 +219,11 @@ class CredlyState:
         token = parse_credly_token(header)
         now = self.clock.now()
         owners = {org.id for org in self.organizations.values() for key in org.keys
-                  if token is not None and key.token == token and now < key.expires_at}
+                  if token is not None and key.token == token and key.alive(now)}
+        bearer_org = (self.oauth.organization_of(token)
+                      if header and header.strip().lower().startswith("bearer ") else None)
+        if bearer_org is not None:
+            owners.add(bearer_org)
         if not owners:
             raise credly_unauthorized()
         org = self.organizations.get(org_id)
@@ -206,6 +232,26 @@ class CredlyState:
         if org.id not in owners:
             raise credly_unauthorized()
         return org
+
+    def rotate_key(self, org: CredlyOrganization, header: str | None) -> CredlyKey:
+        """Replace the organization token of `header` by a new one (created now, so it lives
+        180 days); the old one dies at once, or after `credly_rotate_grace_s` seconds. A
+        request made with an OAuth access token has no token to rotate: 422."""
+        token = parse_credly_token(header)
+        now = self.clock.now()
+        old = next((k for k in org.keys if k.token == token and k.alive(now)), None)
+        if old is None:
+            raise credly_validation("Authorization token to rotate not found")
+        new = CredlyKey(id=self.ids.uuid(), token=f"rot-{self.ids.hex(32)}", created_at=now,
+                        description=old.description)
+        grace = float(self.options.get("credly_rotate_grace_s") or 0)
+        old.dead_at = now + timedelta(seconds=grace)
+        org.keys.insert(0, new)
+        return new
+
+    def live_keys(self, org: CredlyOrganization) -> list[CredlyKey]:
+        now = self.clock.now()
+        return [k for k in org.keys if k.alive(now)]
 
     # --- JSON views -----------------------------------------------------------------------
 
@@ -382,18 +428,39 @@ class CredlyState:
         self.record_badge_event(badge, "badge.state.changed")
         return badge
 
-    def set_badge_state(self, badge_id: str, state: str) -> CredlyBadge:
-        """The earner's answer (control hook): pending/accepted/rejected -> accepted|rejected."""
+    def set_badge_state(self, badge_id: str, state: str, reason: str | None = None) -> CredlyBadge:
+        """A change made outside badgetui (control hook): the earner accepts or rejects, or the
+        issuer revokes (with a reason, as the API's revoke needs) or replaces it in the
+        dashboard. Records the state change event a webhook receiver is told about."""
         if state not in CONTROL_BADGE_STATES:
             raise ValueError(f"state must be one of {CONTROL_BADGE_STATES}")
         badge = self.badges.get(badge_id)
         if badge is None:
             raise LookupError(f"unknown badge {badge_id}")
-        if badge.state == "revoked":
-            raise ValueError("a revoked badge cannot change state")
+        if badge.state in ("revoked", "replaced"):
+            raise ValueError(f"a {badge.state} badge cannot change state")
+        if state == "revoked" and _blank(reason):
+            raise ValueError("revoking needs a reason")
         self._move(badge, state)
+        if state == "revoked":
+            badge.revocation_reason = str(reason)
         self.record_badge_event(badge, "badge.state.changed")
         return badge
+
+    def delete_badge(self, badge_id: str) -> CredlyEvent:
+        """A badge deleted in the dashboard (control hook): the API answers 404 for it from now
+        on, so `badge.deleted` carries the badge as it was (the only place it can be read)."""
+        badge = self.badges.get(badge_id)
+        if badge is None:
+            raise LookupError(f"unknown badge {badge_id}")
+        event = self.record_badge_event(badge, "badge.deleted")
+        del self.badges[badge_id]
+        self.deleted_badges[badge_id] = badge
+        org = self.organizations.get(badge.organization_id)
+        tpl = org.templates.get(badge.template_id) if org else None
+        if tpl is not None and tpl.badges_count > 0:
+            tpl.badges_count -= 1
+        return event
 
     def _move(self, badge: CredlyBadge, state: str) -> None:
         now = self.clock.now()
@@ -402,6 +469,10 @@ class CredlyState:
         badge.updated_at = now
 
     def record_badge_event(self, badge: CredlyBadge, event_type: str) -> CredlyEvent:
+        """Record a badge.* event with the badge as it is now; a state change takes the
+        spelling of the `credly_badge_state_event` option."""
+        if event_type == "badge.state.changed":
+            event_type = str(self.options.get("credly_badge_state_event") or event_type)
         return self._record(badge.organization_id, event_type, "badge", self.badge_json(badge))
 
     def _record(self, org_id: str, event_type: str, key: str,
@@ -478,10 +549,13 @@ class CredlyState:
         organizations = [{
             "id": org.id, "name": org.name, "webhook_url": org.webhook_url,
             "key_expires_at": iso_ms(org.keys[0].expires_at),
+            "live_keys": [mask_token(k.token) for k in self.live_keys(org)],
             "badge_templates": [{"id": t.id, "name": t.name, "state": t.state}
                                 for t in org.templates.values()],
         } for org in self.organizations.values()]
         events = [{"id": e.id, "organization_id": e.organization_id, "event_type": e.event_type,
                    "occurred_at": iso_ms(e.occurred_at),
                    "resource_id": e.resource.get("id")} for e in self.events.values()]
-        return {"organizations": organizations, "badges": badges, "events": events}
+        return {"organizations": organizations, "badges": badges, "events": events,
+                "oauth": self.oauth.document(),
+                "deleted_badges": sorted(self.deleted_badges)}

@@ -64,7 +64,7 @@ class Services:
     ) -> Services:
         database = open_database(settings.db)
         processor = Processor(clock, reaward_after_revoke=settings.reaward_after_revoke)
-        connections = Connections(settings, transport)
+        connections = Connections(settings, transport, clock=clock)
         templates = TemplateService(clock)
         config = ConfigService(clock, settings.events, settings.ignored_paths)
         accounts = AccountService(clock, connections, templates)
