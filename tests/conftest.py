@@ -9,6 +9,7 @@ only SQLite has (pragmas, WAL); `postgres_only` ones are skipped without a serve
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 from collections.abc import Callable, Iterator
@@ -326,3 +327,15 @@ def make_provider_services(db_url: str, clock: FakeClock, emulator):
 @pytest.fixture
 def psvc(make_provider_services):
     return make_provider_services()
+
+
+@pytest.fixture
+def fast(psvc, clock):
+    """Provider services whose delivery backoff waits advance the fake clock instead of sleeping."""
+
+    async def sleep(seconds: float) -> None:
+        clock.advance(seconds)
+        await asyncio.sleep(0)
+
+    psvc.delivery.sleep = sleep
+    return psvc

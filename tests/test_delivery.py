@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
-import pytest
-
 from badgetui.store.models import Badge, DeliveryJob, ProviderAccount, Template
 from tests.conftest import CREDLY_ORG, credly_templates
 from tests.helpers import (
@@ -21,18 +17,6 @@ from tests.helpers import (
 
 CREDLY_KEY = "sandbox-credly-key"
 TPL = credly_templates(1)[0]["id"]
-
-
-@pytest.fixture
-def fast(psvc, clock):
-    """Backoff waits advance the fake clock instead of sleeping."""
-
-    async def sleep(seconds: float) -> None:
-        clock.advance(seconds)
-        await asyncio.sleep(0)
-
-    psvc.delivery.sleep = sleep
-    return psvc
 
 
 async def configure(svc, *, provider: str = "credly", external_id: str = TPL) -> None:

@@ -15,6 +15,7 @@ from badgetui.cli.common import (
     table,
     template_id,
 )
+from badgetui.domain.provider_states import PROVIDER_STATES
 
 
 def cmd_template_list(args: argparse.Namespace) -> int:
@@ -166,7 +167,7 @@ def register(sub: Any) -> None:
     p.add_argument("--template", metavar="ID")
     p.add_argument("--learner", metavar="NAME")
     p.add_argument("--provider-state", metavar="STATE",
-                   help="created, pending, accepted, rejected, revoked, expired, error, cancelled")
+                   choices=PROVIDER_STATES, help=", ".join(PROVIDER_STATES))
     p.add_argument("--failed-only", action="store_true",
                    help="badges whose delivery failed (provider state error or a failed job)")
     paging(p)

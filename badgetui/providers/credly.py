@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import httpx
 
+from badgetui.providers.errors import PermanentError
 from badgetui.providers.http import (
     Api,
     OnPage,
@@ -28,6 +29,7 @@ from badgetui.providers.http import (
     unique,
     with_slash,
 )
+from badgetui.providers.oauth import Clock, CredlyOAuth, OAuthCredentials, TokenCache
 
 PROVIDER = "Credly"
 DUPLICATE_MARKER = "already has this badge"
@@ -78,6 +80,11 @@ class CredlyBadge:
         )
 
 
+def _term(value: str) -> str:
+    """A filter value: `|` and `,` separate terms and values, `::` keys, so none may pass."""
+    return str(value).replace("|", " ").replace(",", " ").replace("::", " ")
+
+
 def _seg(value: str) -> str:
     """An id as one path segment (ids are UUIDs, but nothing user-typed may break the path)."""
     return quote(str(value), safe="")
@@ -90,27 +97,50 @@ class CredlyClient(ProviderClient):
         self,
         base_url: str,
         organization_id: str,
-        token: str,
+        token: str = "",
         *,
+        oauth: OAuthCredentials | None = None,
+        token_cache: TokenCache | None = None,
+        clock: Clock | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = 10.0,
         max_connections: int = 20,
         retries: int = 3,
         sleep: Sleep | None = None,
     ) -> None:
+        """`token` is the organization's authorization token (HTTP Basic, the "legacy" key of
+        openedx/credentials); with `oauth` every request carries a Bearer access token from
+        the client-credentials grant instead (see `providers.oauth`)."""
+        if not token and oauth is None:
+            raise ValueError("a Credly client needs an authorization token or OAuth credentials")
         self.base_url = with_slash(base_url)
         self.organization_id = organization_id
-        self._token_hint = mask(token)
-        basic = base64.b64encode(f"{token}:".encode()).decode()
-        client = build_client(
-            self.base_url, {"Authorization": f"Basic {basic}", "Content-Type": "application/json"},
-            transport=transport, timeout=timeout, max_connections=max_connections,
-        )
+        self.oauth = oauth
+        headers = {"Content-Type": "application/json"}
+        secrets: tuple[str, ...] = ()
+        if oauth is None:
+            self._token_hint = mask(token)
+            basic = base64.b64encode(f"{token}:".encode()).decode()
+            headers["Authorization"] = f"Basic {basic}"
+            secrets = (token, basic)
+        else:
+            self._token_hint = f"oauth {oauth.client_id} {mask(oauth.client_secret)}"
+            secrets = (oauth.client_secret,)
+        client = build_client(self.base_url, headers, transport=transport, timeout=timeout,
+                              max_connections=max_connections)
+        if oauth is not None:
+            client.auth = CredlyOAuth(oauth, label=f"OAuth client {oauth.client_id}",
+                                      cache=token_cache, clock=clock)
+        key = token if oauth is None else oauth.client_secret
         self._api = Api(
-            PROVIDER, client, secrets=(token, basic), key=token, timeout=timeout,
+            PROVIDER, client, secrets=secrets, key=key, timeout=timeout,
             max_connections=max_connections, duplicate_marker=DUPLICATE_MARKER,
             retries=retries, sleep=sleep,
         )
+        if oauth is not None:
+            # The refusal hint names what the user fixes: the client, not an API key.
+            self._api._key_hint = (f"check OAuth client {oauth.client_id} and its secret "
+                                   f"ending {mask(oauth.client_secret)}")
         self._org = f"organizations/{_seg(organization_id)}"
 
     def __repr__(self) -> str:
@@ -165,8 +195,9 @@ class CredlyClient(ProviderClient):
 
     # -- calls ---------------------------------------------------------------------------
     async def organization(self) -> dict[str, Any]:
-        """The organization (name in `["name"]`); the connection test, so not retried."""
-        body = await self._get(self._org, retry=False, not_found="unknown organization")
+        """The organization (name in `["name"]`): the connection test, retried on transient
+        failures within the client's retry budget (a flaky moment must not fail `provider add`)."""
+        body = await self._get(self._org, not_found="unknown organization")
         return self._object(body)
 
     async def templates(
@@ -184,8 +215,9 @@ class CredlyClient(ProviderClient):
         return CredlyTemplate.from_api(self._object(body))
 
     async def event(self, event_id: str) -> dict[str, Any]:
-        """A webhook event as Credly holds it (a forged id fails here); not retried."""
-        body = await self._get(f"{self._org}/events/{_seg(event_id)}", retry=False)
+        """A webhook event as Credly holds it (a forged id fails here with a 404, never
+        retried); transient failures are retried within the budget."""
+        body = await self._get(f"{self._org}/events/{_seg(event_id)}")
         return self._object(body)
 
     async def issue(
@@ -213,10 +245,26 @@ class CredlyClient(ProviderClient):
         return CredlyBadge.from_api(self._object(body))
 
     async def find_badges(self, *, earner_id: str, template_id: str) -> list[CredlyBadge]:
-        """Badges of one learner (our earner id) for one template, revoked ones included."""
-        query = f"issuer_earner_id::{earner_id}|badge_template_id::{template_id}"
+        """Badges of one learner (our earner id) for one template, revoked ones included.
+
+        Every row is re-checked here: a server that filters loosely (prefix, partial match,
+        an ignored key) must never make another learner's badge look like ours."""
+        query = f"issuer_earner_id::{_term(earner_id)}|badge_template_id::{_term(template_id)}"
         rows = await self._list(f"{self._org}/badges", {"filter": query})
-        return unique([CredlyBadge.from_api(r) for r in rows if "id" in r])
+        found = unique([CredlyBadge.from_api(r) for r in rows if "id" in r])
+        return [b for b in found
+                if b.issuer_earner_id == earner_id and b.badge_template_id == template_id]
+
+    async def find_badges_by_email(self, *, email: str, template_id: str) -> list[CredlyBadge]:
+        """Badges of one recipient email for one template (badges issued without an
+        `issuer_earner_id`, as Open edX Credentials issues them), re-checked like above."""
+        query = f"recipient_email_all::{_term(email)}|badge_template_id::{_term(template_id)}"
+        rows = await self._list(f"{self._org}/badges", {"filter": query})
+        found = unique([CredlyBadge.from_api(r) for r in rows if "id" in r])
+        wanted = email.strip().lower()
+        return [b for b in found
+                if b.recipient_email.strip().lower() == wanted
+                and b.badge_template_id == template_id]
 
     async def badge(self, badge_id: str) -> CredlyBadge:
         body = await self._get(f"{self._org}/badges/{_seg(badge_id)}")
@@ -231,4 +279,31 @@ class CredlyClient(ProviderClient):
 
     async def authorization_tokens(self) -> list[dict[str, Any]]:
         """The organization's tokens (for key expiry); asked right after the connection test."""
-        return await self._list(f"{self._org}/authorization_tokens", {}, retry=False)
+        return await self._list(f"{self._org}/authorization_tokens", {})
+
+    # -- key rotation and OAuth (providers.md §1.2-1.3) ---------------------------------
+    async def rotate_token(self) -> dict[str, Any]:
+        """Rotate the organization token this client authenticates with: POST
+        `authorization_tokens/rotate`, answer `data.token` (the Open edX Credentials client
+        and its docs use it; providers.md calls it unconfirmed). The old token may die at once,
+        so this is sent once, never retried: a second rotation would lose the first new key."""
+        if self.oauth is not None:
+            raise PermanentError("an OAuth account has no organization token to rotate",
+                                 provider=PROVIDER)
+        body = await self._api.send("POST", f"{self._org}/authorization_tokens/rotate",
+                                    json_body={})
+        data = self._data(body)
+        if not isinstance(data, dict) or not isinstance(data.get("token"), str) \
+                or not data["token"]:
+            raise self._api.unexpected("the rotation answer holds no token")
+        return data
+
+    async def owner_name(self) -> str | None:
+        """The organization's name from its first template's `owner` (one small page): what
+        the Open edX Credentials client reads when OAuth cannot see the organization itself."""
+        body = await self._get(f"{self._org}/badge_templates", params={"per": 1, "page": 1})
+        rows = self._data(body)
+        if isinstance(rows, list) and rows and isinstance(rows[0], dict):
+            name = as_dict(rows[0].get("owner")).get("name")
+            return str(name) if name else None
+        return None

@@ -1,4 +1,9 @@
-"""Credly's `filter=key::value|key::v1,v2` and `sort=a|-b` query language over JSON objects."""
+"""Credly's `filter=key::value|key::v1,v2` and `sort=a|-b` query language over JSON objects.
+
+`loose` (the emulator's `loose_filters` switch) behaves as a real server may: identifier and
+email terms also match by prefix or substring, and unknown keys are ignored instead of a 400,
+so clients that trust the filter adopt another learner's badge (issue 10).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,14 @@ from typing import Any
 
 from badgetui.sandbox.errors import credly_error
 
-Matcher = Callable[[dict[str, Any], list[str]], bool]
+Matcher = Callable[[dict[str, Any], list[str], bool], bool]
 Filters = dict[str, list[str]]
 
 
-def parse_filter(text: str | None, known: Mapping[str, Matcher]) -> Filters:
-    """Split a filter into key -> values; an unknown key or a term without `::` is a 400."""
+def parse_filter(text: str | None, known: Mapping[str, Matcher], *,
+                 loose: bool = False) -> Filters:
+    """Split a filter into key -> values; an unknown key or a term without `::` is a 400
+    (ignored when `loose`)."""
     filters: Filters = {}
     if not text:
         return filters
@@ -24,16 +31,18 @@ def parse_filter(text: str | None, known: Mapping[str, Matcher]) -> Filters:
         if not sep:
             raise credly_error(400, f"Invalid filter term: {term}")
         if key not in known:
+            if loose:
+                continue
             raise credly_error(400, f"Invalid filter key: {key}")
         filters[key] = [v.strip() for v in value.split(",") if v.strip()]
     return filters
 
 
 def apply_filters(items: list[dict[str, Any]], filters: Filters,
-                  known: Mapping[str, Matcher]) -> list[dict[str, Any]]:
+                  known: Mapping[str, Matcher], *, loose: bool = False) -> list[dict[str, Any]]:
     """Keep the items every term matches (values of one key are alternatives)."""
     return [item for item in items
-            if all(known[key](item, values) for key, values in filters.items())]
+            if all(known[key](item, values, loose) for key, values in filters.items())]
 
 
 def apply_sort(items: list[dict[str, Any]], sort: str | None) -> list[dict[str, Any]]:
@@ -58,37 +67,43 @@ def _sort_key(value: Any) -> tuple[int, Any]:
     return (2, str(value).lower())
 
 
+def _loosely(text: str, values: list[str]) -> bool:
+    """Prefix or substring either way ("learner1" finds "learner12" and the reverse)."""
+    return any(v and (v in text or text.startswith(v) or v.startswith(text)) for v in values)
+
+
 def _field_in(field: str, *, fold: bool = False) -> Matcher:
-    def match(item: dict[str, Any], values: list[str]) -> bool:
+    def match(item: dict[str, Any], values: list[str], loose: bool) -> bool:
         value = item.get(field)
         if value is None:
-            return False
+            return loose  # a loose server may not filter on a field it lacks
         text = str(value).lower() if fold else str(value)
-        return text in ([v.lower() for v in values] if fold else values)
+        wanted = [v.lower() for v in values] if fold else values
+        return _loosely(text, wanted) if loose else text in wanted
     return match
 
 
 def _contains(*fields: str) -> Matcher:
-    def match(item: dict[str, Any], values: list[str]) -> bool:
+    def match(item: dict[str, Any], values: list[str], loose: bool) -> bool:
         haystack = " ".join(str(item.get(f) or "") for f in fields).lower()
         return any(v.lower() in haystack for v in values)
     return match
 
 
 def _bool_field(field: str) -> Matcher:
-    def match(item: dict[str, Any], values: list[str]) -> bool:
+    def match(item: dict[str, Any], values: list[str], loose: bool) -> bool:
         return any(bool(item.get(field)) == (v.lower() == "true") for v in values)
     return match
 
 
 def _date_bound(field: str, *, upper: bool) -> Matcher:
-    def match(item: dict[str, Any], values: list[str]) -> bool:
+    def match(item: dict[str, Any], values: list[str], loose: bool) -> bool:
         day = str(item.get(field) or "")[:10]
         return all((day <= v[:10]) if upper else (day >= v[:10]) for v in values)
     return match
 
 
-def _owner_id(item: dict[str, Any], values: list[str]) -> bool:
+def _owner_id(item: dict[str, Any], values: list[str], loose: bool) -> bool:
     return (item.get("owner") or {}).get("id") in values
 
 
@@ -105,8 +120,9 @@ TEMPLATE_FILTERS: dict[str, Matcher] = {
 }
 
 
-def _template_id(item: dict[str, Any], values: list[str]) -> bool:
-    return (item.get("badge_template") or {}).get("id") in values
+def _template_id(item: dict[str, Any], values: list[str], loose: bool) -> bool:
+    found = str((item.get("badge_template") or {}).get("id") or "")
+    return _loosely(found, values) if loose else found in values
 
 
 BADGE_FILTERS: dict[str, Matcher] = {

@@ -27,15 +27,9 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from badgetui.domain.secrets import mask
-from badgetui.providers.accredible import AccredibleClient, AccredibleCredential
-from badgetui.providers.credly import CredlyBadge, CredlyClient
-from badgetui.providers.errors import (
-    AuthError,
-    DuplicateError,
-    PermanentError,
-    ProviderError,
-    RetryableError,
-)
+from badgetui.providers.accredible import AccredibleClient
+from badgetui.providers.credly import CredlyClient
+from badgetui.providers.errors import AuthError, ProviderError, RetryableError
 from badgetui.services.accounts import Connections
 from badgetui.services.common import (
     Clock,
@@ -45,6 +39,8 @@ from badgetui.services.common import (
     is_postgres,
     to_db,
 )
+from badgetui.services.provider_jobs import JobView as _Job
+from badgetui.services.provider_jobs import Outcome, ProviderJobs, UnpublishedError
 from badgetui.settings import Settings
 from badgetui.store.models import Badge, DeliveryJob, ProviderAccount
 
@@ -127,8 +123,8 @@ _BADGE_DONE_SQL = (
     'WHERE "id" = ?'
 )
 _BADGE_DONE_EXTERNAL_SQL = (
-    'UPDATE "badge" SET "provider_state" = ?, "external_id" = ?, "last_error" = \'\', '
-    '"updated_at" = ? WHERE "id" = ?'
+    'UPDATE "badge" SET "provider_state" = ?, "external_id" = ?, "provider_expires_on" = ?, '
+    '"last_error" = \'\', "updated_at" = ? WHERE "id" = ?'
 )
 
 
@@ -143,41 +139,6 @@ def _execute(sql: str, params: tuple[Any, ...] = ()) -> Any:
 
 
 @dataclass(slots=True)
-class _Job:
-    id: int
-    kind: str
-    attempts: int
-    account_id: int
-    provider: str
-    badge_id: int
-    badge_uuid: str
-    badge_status: str
-    external_id: str | None
-    awarded_at: datetime
-    revoke_reason: str
-    template_external_id: str
-    username: str
-    email: str
-    name: str
-    lms_id: int | None
-
-    @property
-    def earner_id(self) -> str:
-        # The username is the learner's identity here (semantics.md); LMS ids are not trusted
-        # to be unique across the event sources badgetui reads.
-        return self.username
-
-    @property
-    def names(self) -> tuple[str, str]:
-        parts = self.name.split()
-        if not parts:
-            return self.username, self.username
-        if len(parts) == 1:
-            return parts[0], parts[0]
-        return " ".join(parts[:-1]), parts[-1]
-
-
-@dataclass(slots=True)
 class DeliveryReport:
     counts: Counter[str] = field(default_factory=Counter)
     paused: list[str] = field(default_factory=list)
@@ -188,7 +149,8 @@ class DeliveryReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {**{k: self.counts.get(k, 0) for k in
-                   ("issued", "adopted", "revoked", "retried", "failed", "cancelled")},
+                   ("issued", "adopted", "revoked", "retried", "failed", "cancelled",
+                    "unpublished")},
                 "paused": self.paused, "errors": self.errors[:50], "still_queued": self.gave_up}
 
 
@@ -207,6 +169,7 @@ class DeliveryService:
         self.settings = settings
         self.sleep = sleep
         self.rng = rng or random.Random()
+        self.provider_jobs = ProviderJobs(lambda: self.clock().date(), self._owned_elsewhere)
 
     # -- queue management ----------------------------------------------------------------
     def retry_failed(self, badge_id: int | None = None) -> int:
@@ -418,122 +381,26 @@ class DeliveryService:
             return
         try:
             if job.kind == "issue":
-                external_id, state, how = await self._issue(client, job)
+                outcome = await self.provider_jobs.issue(client, job)
             else:
-                external_id, state, how = await self._revoke(client, job)
+                outcome = await self.provider_jobs.revoke(client, job)
         except RetryableError as exc:
             self._retry(job, exc, report)
         except AuthError as exc:
             self._pause(job, exc, report)
+        except UnpublishedError as exc:
+            self._unpublished(job, exc, report)
         except ProviderError as exc:
             self._fail(job, exc, report)
         else:
-            self._done(job, external_id, state, how, report)
+            self._done(job, outcome, report)
 
-    # -- issue ---------------------------------------------------------------------------
-    def _owned_elsewhere(self, job: _Job, external_id: str) -> bool:
+    def _owned_elsewhere(self, badge_id: int, external_id: str) -> bool:
         """The provider badge already belongs to another held badge of ours."""
         return (
-            Badge.select().where((Badge.external_id == external_id) & (Badge.id != job.badge_id)
+            Badge.select().where((Badge.external_id == external_id) & (Badge.id != badge_id)
                                  & (Badge.status == "awarded")).exists()
         )
-
-    async def _issue(
-        self, client: CredlyClient | AccredibleClient, job: _Job
-    ) -> tuple[str | None, str, str]:
-        if isinstance(client, CredlyClient):
-            if job.attempts > 1:
-                found = await self._find_credly(client, job)
-                if found:
-                    return found.id, found.state, "adopted"
-            first, last = job.names
-            try:
-                badge = await client.issue(
-                    template_id=job.template_external_id, email=job.email, first_name=first,
-                    last_name=last, issued_at=job.awarded_at, earner_id=job.earner_id,
-                )
-            except DuplicateError:
-                found = await self._find_credly(client, job)
-                if found is None:
-                    raise PermanentError(
-                        "Credly says the learner already has this badge, but only revoked "
-                        "copies exist there", status=422) from None
-                return found.id, found.state, "adopted"
-            return badge.id, badge.state, "issued"
-        assert isinstance(client, AccredibleClient)
-        group = int(job.template_external_id)
-        if job.attempts > 1:
-            found_cred = await self._find_accredible(client, job, group)
-            if found_cred:
-                return await self._adopt_credential(client, found_cred)
-        try:
-            cred = await client.create_credential(
-                group_id=group, name=job.name or job.username, email=job.email,
-                recipient_id=job.earner_id, issued_on=job.awarded_at.date(),
-            )
-        except DuplicateError:
-            found_cred = await self._find_accredible(client, job, group)
-            if found_cred is None:
-                raise
-            return await self._adopt_credential(client, found_cred)
-        return str(cred.id), "accepted", "issued"
-
-    async def _find_credly(self, client: CredlyClient, job: _Job) -> CredlyBadge | None:
-        badges = await client.find_badges(earner_id=job.earner_id,
-                                          template_id=job.template_external_id)
-        for badge in badges:
-            if badge.state != "revoked" and not self._owned_elsewhere(job, badge.id):
-                return badge
-        return None
-
-    async def _find_accredible(
-        self, client: AccredibleClient, job: _Job, group: int
-    ) -> AccredibleCredential | None:
-        creds = await client.search(email=job.email, group_id=group)
-        live = [c for c in creds if not c.expired_on and not self._owned_elsewhere(job, str(c.id))]
-        if live:
-            return live[0]
-        expired = [c for c in creds if not self._owned_elsewhere(job, str(c.id))]
-        return expired[0] if expired else None
-
-    async def _adopt_credential(
-        self, client: AccredibleClient, cred: AccredibleCredential
-    ) -> tuple[str | None, str, str]:
-        if cred.expired_on:
-            # A re-award finds the credential expired by the revoke: restore it.
-            cred = await client.expire(cred.id, None)
-        return str(cred.id), "accepted", "adopted"
-
-    # -- revoke --------------------------------------------------------------------------
-    async def _revoke(
-        self, client: CredlyClient | AccredibleClient, job: _Job
-    ) -> tuple[str | None, str, str]:
-        reason = job.revoke_reason or "revoked by badgetui"
-        if isinstance(client, CredlyClient):
-            external = job.external_id
-            if not external:
-                found = await self._find_credly(client, job)
-                if found is None:
-                    return None, "cancelled", "cancelled"
-                external = found.id
-            try:
-                badge = await client.revoke(external, reason)
-            except PermanentError as exc:
-                if exc.status == 422:
-                    current = await client.badge(external)
-                    if current.state == "revoked":
-                        return external, "revoked", "revoked"
-                raise
-            return badge.id, badge.state, "revoked"
-        assert isinstance(client, AccredibleClient)
-        external = job.external_id
-        if not external:
-            found_cred = await self._find_accredible(client, job, int(job.template_external_id))
-            if found_cred is None:
-                return None, "cancelled", "cancelled"
-            external = str(found_cred.id)
-        cred = await client.expire(int(external), self.clock().date())
-        return str(cred.id), "expired", "revoked"
 
     # -- outcomes ------------------------------------------------------------------------
     def _backoff(self, attempts: int, retry_after: float | None) -> float:
@@ -603,18 +470,35 @@ class DeliveryService:
         report.counts["cancelled"] += 1
         report.last_progress = self.clock()
 
-    def _done(
-        self, job: _Job, external_id: str | None, state: str, how: str, report: DeliveryReport
-    ) -> None:
+    def _done(self, job: _Job, outcome: Outcome, report: DeliveryReport) -> None:
         now = to_db(self.clock())
 
         def write() -> None:
-            if external_id:
-                _execute(_BADGE_DONE_EXTERNAL_SQL, (state, external_id, now, job.badge_id))
+            if outcome.external_id:
+                _execute(_BADGE_DONE_EXTERNAL_SQL, (outcome.state, outcome.external_id,
+                                                    outcome.expires_on, now, job.badge_id))
             else:
-                _execute(_BADGE_DONE_SQL, (state, now, job.badge_id))
+                _execute(_BADGE_DONE_SQL, (outcome.state, now, job.badge_id))
             _execute(_JOB_DONE_SQL, (now, job.id))
 
         in_transaction(write)
-        report.counts[how] += 1
+        report.counts[outcome.how] += 1
         report.last_progress = self.clock()
+
+    def _unpublished(self, job: _Job, exc: UnpublishedError, report: DeliveryReport) -> None:
+        """Created at Accredible but not published: recorded with its id, the job failed so
+        the operator's retry (or re-send) publishes it; never counted as delivered."""
+        now = to_db(self.clock())
+        message = f"{job.kind} not delivered: {exc.message}"
+
+        def write() -> None:
+            Badge.update(provider_state="unpublished", external_id=exc.external_id,
+                         provider_expires_on=exc.expires_on, last_error=message,
+                         updated_at=now).where(Badge.id == job.badge_id).execute()
+            DeliveryJob.update(state="failed", last_error=message, lease_until=None,
+                               updated_at=now).where(DeliveryJob.id == job.id).execute()
+
+        in_transaction(write)
+        report.counts["unpublished"] += 1
+        report.last_progress = self.clock()
+        report.errors.append(f"badge {job.badge_uuid}: {message}")

@@ -15,14 +15,13 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Select, Static
 
+from badgetui.domain.provider_states import PROVIDER_STATES
 from badgetui.services.badge_actions import ActionRefused
 from badgetui.services.queries import count_badges, get_badge, list_badges, why, why_lines
 from badgetui.tui.widgets.paged_table import Filters, PagedTablePane, Row, when
 from badgetui.tui.widgets.template_select import TemplateSelect
 
 STATUS_CHOICES = [("awarded", "awarded"), ("revoked", "revoked")]
-PROVIDER_STATES = ("created", "pending", "accepted", "rejected", "revoked", "expired", "error",
-                   "cancelled")
 
 
 def _query_args(filters: Filters) -> dict[str, Any]:
