@@ -171,3 +171,35 @@ async def test_accredible_loose_search_never_adopts_another_recipient(fast, emul
     assert badge.external_id != str(other)
     assert sorted(c["recipient"]["email"] for c in emu_credentials(emulator)) == [
         "learner12@example.org", "learner1@example.org"]
+
+
+async def test_out_of_credits_is_unpublished_then_resend_publishes(fast, emulator, db_url,
+                                                                   monkeypatch, capsys):
+    """Issue 10 item 4: a credential Accredible leaves unpublished is not delivered: its own
+    provider state, listed by `badges list`, and published by a re-send once credits exist."""
+    from badgetui.cli import main
+
+    emulator.set_options({"accredible_credits": 0})
+    await configure(fast, provider="accredible", external_id=str(GROUP))
+    fast.intake.ingest_lines(jsonl(course_event("ann", DEMO)), "t")
+    report = await fast.delivery.run()
+    assert (report.counts["issued"], report.counts["unpublished"]) == (0, 1)
+    badge = Badge.get()
+    (remote,) = emu_credentials(emulator)
+    assert remote["approve"] is False
+    assert (badge.provider_state, badge.external_id) == ("unpublished", str(remote["id"]))
+    assert "unpublished" in badge.last_error and DeliveryJob.get().state == "failed"
+
+    monkeypatch.setenv("BADGETUI_DB", db_url)
+    assert main(["badges", "list", "--provider-state", "unpublished", "--json"]) == 0
+    (listed,) = __import__("json").loads(capsys.readouterr().out)
+    assert (listed["username"], listed["provider_state"]) == ("ann", "unpublished")
+
+    emulator.set_options({"accredible_credits": 5})
+    fast.badges.resend(badge.id)
+    report = await fast.delivery.run()
+    assert report.counts["adopted"] == 1
+    (remote,) = emu_credentials(emulator)  # published, never created twice
+    assert remote["approve"] is True
+    badge = Badge.get()
+    assert (badge.provider_state, badge.last_error) == ("accepted", "")

@@ -64,7 +64,7 @@ def print_delivery(report: Any) -> None:
     counts = report.as_dict()
     print("delivery: " + ", ".join(f"{k} {counts[k]}" for k in
                                    ("issued", "adopted", "revoked", "retried", "failed",
-                                    "cancelled")))
+                                    "cancelled", "unpublished")))
     for reason in report.paused:
         print(f"paused: {reason}", file=sys.stderr)
     for error in report.errors:

@@ -6,7 +6,15 @@ import argparse
 import sys
 from typing import Any
 
-from badgetui.cli.common import CliError, json_flag, open_services, print_json, table
+from badgetui.cli.common import (
+    CliError,
+    deliver_now,
+    json_flag,
+    open_services,
+    print_delivery,
+    print_json,
+    table,
+)
 
 API_KEY_ENV = "BADGETUI_API_KEY"
 CLIENT_SECRET_ENV = "BADGETUI_CLIENT_SECRET"
@@ -202,6 +210,40 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return 1 if any(r.error for r in results) else 0
 
 
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    import asyncio
+
+    services = open_services(args)
+
+    def progress(done: int, total: int) -> None:
+        if not args.json and sys.stderr.isatty():
+            print(f"\rtemplates: {done}/{total}", end="", file=sys.stderr, flush=True)
+
+    report = asyncio.run(services.reconcile.reconcile(
+        args.provider, dry_run=args.dry_run, all_templates=args.all, on_progress=progress))
+    if not args.json and sys.stderr.isatty():
+        print(file=sys.stderr)
+    delivery = None
+    if report.fixed and not args.no_deliver:
+        delivery = deliver_now(services)
+    if args.json:
+        body = report.as_dict()
+        body["delivery"] = delivery.as_dict() if delivery is not None else None
+        print_json(body)
+    else:
+        if report.drifts:
+            table([(d.kind, d.account, d.template, d.badge_id or "", d.username or "",
+                    d.external_id or "", d.here, d.there, d.action) for d in report.drifts],
+                  ["DRIFT", "ACCOUNT", "TEMPLATE", "BADGE", "LEARNER", "EXTERNAL ID", "HERE",
+                   "THERE", "ACTION"])
+        print(report.summary() + (" (dry run: nothing changed)" if args.dry_run else ""))
+        if delivery is not None:
+            print_delivery(delivery)
+    for error in report.errors:
+        print(f"failed: {error}", file=sys.stderr)
+    return 1 if report.errors else 0
+
+
 def cmd_backup_list(args: argparse.Namespace) -> int:
     services = open_services(args)
     rows = services.sync.backups()
@@ -280,6 +322,15 @@ def register(sub: Any) -> None:
     json_flag(p)
     p.set_defaults(handler=cmd_sync)
 
+    p = sub.add_parser("reconcile", help="compare the provider's badges with badgetui's and "
+                       "fix the drift (missing, revoked or expired there, unpublished, stuck)")
+    p.add_argument("--provider", metavar="ID", help="one account (id, organization or name)")
+    p.add_argument("--dry-run", action="store_true", help="report only, change nothing")
+    p.add_argument("--all", action="store_true",
+                   help="every synced template, not only active ones and those with badges")
+    p.add_argument("--no-deliver", action="store_true", help="leave the queued fixes queued")
+    json_flag(p)
+    p.set_defaults(handler=cmd_reconcile)
     backup = sub.add_parser("backup", help="configuration backups written by sync").add_subparsers(
         dest="backup_command", metavar="ACTION", required=True)
     p = backup.add_parser("list", help="backups, newest first")

@@ -266,6 +266,15 @@ class CredlyClient(ProviderClient):
                 if b.recipient_email.strip().lower() == wanted
                 and b.badge_template_id == template_id]
 
+    async def template_badges(
+        self, template_id: str, *, on_page: OnPage | None = None
+    ) -> list[CredlyBadge]:
+        """Every badge of one template, all states, all pages (reconcile), re-checked."""
+        query = f"badge_template_id::{_term(template_id)}"
+        rows = await self._list(f"{self._org}/badges", {"filter": query}, on_page)
+        found = unique([CredlyBadge.from_api(r) for r in rows if "id" in r])
+        return [b for b in found if b.badge_template_id == template_id]
+
     async def badge(self, badge_id: str) -> CredlyBadge:
         body = await self._get(f"{self._org}/badges/{_seg(badge_id)}")
         return CredlyBadge.from_api(self._object(body))

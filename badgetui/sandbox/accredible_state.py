@@ -309,8 +309,11 @@ class AccredibleState:
         loose = bool(self.options.get("loose_filters"))
         terms = [term for key, value in query.items()
                  if (term := _search_term(key, value, loose=loose)) is not None]
+        lag = float(self.options.get("accredible_search_lag_s") or 0)
+        indexed = self.clock.now() - timedelta(seconds=lag)
         rows = [self.flat_json(c) for c in sorted(self.account_credentials(account),
-                                                    key=lambda c: c.id)]
+                                                    key=lambda c: c.id)
+                if not lag or c.updated_at <= indexed]
         rows = [row for row in rows if all(term(row) for term in terms)]
         sort = body.get("sort") or {}
         for name, direction in reversed(list(sort.items()) if isinstance(sort, dict) else []):

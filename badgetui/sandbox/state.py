@@ -33,6 +33,9 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     # Accredible's per-IP budget across all its endpoints: null (off) or
     # {"limit": 2000, "window_s": 300, "bucket_s": 30[, "count_rejected": true]}; over it, 429.
     "accredible_rate_limit": None,
+    # Accredible v2 search as an eventually consistent index: credentials created or updated
+    # in the last N seconds are not found by search yet (GET by id finds them). 0 = at once.
+    "accredible_search_lag_s": 0,
     # Retry-After on those 429s: false (none, as documented), true (the real wait), or seconds.
     "rate_limit_retry_after": False,
     # Credly OAuth: seconds an access token lives (Credly: about 2 hours, unconfirmed).
@@ -76,6 +79,9 @@ def merge_options(current: dict[str, Any], changes: dict[str, Any]) -> dict[str,
         raise ValueError("accredible_credits must be null or an integer")
     if merged["accredible_out_of_credits"] not in ("unpublished", "refuse"):
         raise ValueError("accredible_out_of_credits must be unpublished or refuse")
+    lag = merged["accredible_search_lag_s"]
+    if isinstance(lag, bool) or not isinstance(lag, int | float) or lag < 0:
+        raise ValueError("accredible_search_lag_s must be seconds >= 0")
     check_oauth_options(merged)
     check_rate_limit(merged["accredible_rate_limit"])
     check_retry_after(merged["rate_limit_retry_after"])

@@ -20,6 +20,7 @@ from badgetui.services.delivery import DeliveryService
 from badgetui.services.editor import EditorService
 from badgetui.services.intake import IntakeService
 from badgetui.services.processing import Processor
+from badgetui.services.reconcile import ReconcileService
 from badgetui.services.sync import SyncService
 from badgetui.services.templates import TemplateService
 from badgetui.services.webhooks import WebhookService
@@ -53,6 +54,7 @@ class Services:
     webhooks: WebhookService
     editor: EditorService
     badges: BadgeActions
+    reconcile: ReconcileService
 
     @classmethod
     def open(
@@ -83,6 +85,7 @@ class Services:
             webhooks=WebhookService(clock, connections),
             editor=EditorService(clock, config, sandbox=settings.use_sandbox),
             badges=BadgeActions(clock),
+            reconcile=ReconcileService(clock, connections, templates),
         )
 
     def status(self) -> dict[str, object]:

@@ -90,12 +90,6 @@ def _day(value: str | None) -> str | None:
     return value[:10] if value else None
 
 
-def accredible_live(cred: AccredibleCredential, today: date) -> bool:
-    """No expiry, or one still ahead (auto-expiry): the credential is valid today."""
-    day = _day(cred.expired_on)
-    return day is None or day > today.isoformat()
-
-
 class ProviderJobs:
     """Runs one job's provider calls; `owned_elsewhere(badge_id, external_id)` says whether a
     provider badge already belongs to another held badge of ours (never adopted twice)."""
@@ -185,7 +179,7 @@ class ProviderJobs:
         mine = [c for c in rows if c.recipient_id in (None, job.earner_id)
                 and not self.owned_elsewhere(job.badge_id, str(c.id))]
         today = self.today()
-        live = [c for c in mine if accredible_live(c, today)]
+        live = [c for c in mine if c.live_on(today)]
         return (live or mine or [None])[0]
 
     async def _issue_accredible(self, client: AccredibleClient, job: JobView) -> Outcome:
@@ -211,7 +205,7 @@ class ProviderJobs:
         return self._published(cred, "issued")
 
     async def _adopt(self, client: AccredibleClient, cred: AccredibleCredential) -> Outcome:
-        if not accredible_live(cred, self.today()):
+        if not cred.live_on(self.today()):
             # Expired by a revoke (or an auto-expiry long past): a re-award restores it.
             cred = await client.expire(cred.id, None)
         if _approve(cred) is None:

@@ -347,3 +347,31 @@ async def test_quitting_stops_a_delivery_in_flight(psvc, emulator):
     while app._delivery_halt is not None and loop.time() - started < 10:
         await asyncio.sleep(0.05)
     assert app._delivery_halt is None and loop.time() - started < 5
+
+
+async def test_badges_show_and_filter_the_provider_state(psvc, emulator):
+    """pending, accepted and rejected at Credly (recorded by reconcile), shown per row and
+    filtered by the provider-state select."""
+    await configure(psvc)
+    psvc.intake.ingest_lines(jsonl(*(course_event(u, DEMO) for u in ("ann", "bob", "cat"))),
+                             "t")
+    await psvc.delivery.run()
+    by_user = {b.learner.username: b for b in Badge.select()
+               if b.template.external_id == TPL2}
+    emulator.set_credly_badge_state(by_user["ann"].external_id, "accepted")
+    emulator.set_credly_badge_state(by_user["bob"].external_id, "rejected")
+    await psvc.reconcile.reconcile()
+    app = app_for(psvc)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("b")
+        await settle(pilot)
+        grid = table(app, "badges")
+        states = dict(zip(column(grid, 0), column(grid, 3), strict=True))
+        assert {states[u] for u in ("ann", "bob", "cat")} == {"accepted", "rejected", "pending"}
+        assert states["ann"] == "accepted" and states["bob"] == "rejected"
+        pane = app.query_one("#badges-pane")
+        for wanted, users in (("rejected", ["bob"]), ("accepted", ["ann"]),
+                              ("pending", ["cat"])):
+            pane.query_one("#provider-state", Select).value = wanted
+            await settle(pilot)
+            assert column(grid, 0) == users, wanted
