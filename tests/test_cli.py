@@ -264,3 +264,36 @@ def test_secrets_never_printed(seeded):
     result = run(seeded, "provider", "list", "--json")
     assert "test-key-1234" not in result.stdout
     assert json.loads(result.stdout)[0]["api_key"] == "…1234"
+
+
+def test_ingest_survives_unstorable_values_and_quotes_huge_ones_short(seeded, tmp_path):
+    """Issue 11's three aborting inputs: a 10^100 user id, a lone surrogate in a username (with
+    and without an event id), a 10 MB time. Each is one rejected line; the rest is processed."""
+    def event(n: int, **change: object) -> dict:
+        body = course_event(f"u{n}", DEMO, event_id=f"e{n}")
+        user = body["data"]["course_passing_status"]["user"]
+        user.update(change.pop("user", {}))
+        user["pii"].update(change.pop("pii", {}))
+        body.update(change)
+        return body
+
+    no_id = event(5, pii={"username": "x\ud800"})
+    del no_id["id"]
+    lines = [event(1), event(2, user={"id": 10**100}), event(3),
+             event(4, pii={"username": "\ud800"}), no_id,
+             event(6, time="x" * 10_000_000), event(7)]
+    path = write_lines(tmp_path, [json.dumps(e) for e in lines])
+    result = run(seeded, "events", "ingest", str(path), "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    counts = json.loads(result.stdout)
+    assert (counts["processed"], counts["rejected"]) == (3, 4)
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 4 and all(len(e) < 400 for e in errors)
+    assert ":2: rejected: data.course_passing_status.user.id is an integer beyond 64 bits" \
+        in errors[0]
+    assert ":4: rejected: " in errors[1] and "lone surrogate" in errors[1]
+    assert ":5: rejected: " in errors[2] and "lone surrogate" in errors[2]
+    assert ":6: rejected: time 'xxx" in errors[3] and "(10,000,000 characters)" in errors[3]
+    outcomes = [(r.line, r.outcome) for r in IntakeRecord.select().order_by(IntakeRecord.id)]
+    assert outcomes == [(1, "processed"), (2, "rejected"), (3, "processed"), (4, "rejected"),
+                        (5, "rejected"), (6, "rejected"), (7, "processed")]

@@ -145,7 +145,63 @@ class EventError(ValueError):
 def content_id(obj: Any) -> str:
     """Stable id for an event that carries none: a hash of its canonical JSON."""
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:40]
+    # surrogatepass: the same bytes as UTF-8 for any valid text, and no crash on a lone
+    # surrogate (such an event is rejected afterwards, but it still needs its id).
+    return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+
+
+#: Longest quoted value in a reason: a 10 MB field must not come back as a 10 MB line.
+QUOTE_LIMIT = 60
+#: Longest reason kept (whatever built it).
+REASON_LIMIT = 300
+#: Integers a database column can hold (BIGINT); larger ones are refused with their path.
+INT_RANGE = (-(2**63), 2**63 - 1)
+
+
+def quote(value: Any) -> str:
+    """`repr` of a value, cut to a readable length with the full size named."""
+    text = repr(value)
+    if len(text) <= QUOTE_LIMIT:
+        return text
+    size = len(value) if isinstance(value, str | bytes | list | dict) else len(text)
+    return f"{text[:QUOTE_LIMIT]}… ({size:,} characters)"
+
+
+def _segment(key: Any) -> str:
+    """A key as it may appear in a reason: surrogates escaped, cut to 40 characters."""
+    text = str(key).encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= 40 else text[:40] + "…"
+
+
+def unstorable(value: Any, path: str = "", depth: int = 0) -> str | None:
+    """Why a decoded value cannot be stored faithfully (a lone surrogate, an integer beyond
+    64 bits), naming where; None when it can. Iterative depth is bounded by the JSON parser."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{path or 'value'} holds a lone surrogate (not valid Unicode text)"
+        return None
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        return None
+    if isinstance(value, int):
+        if not INT_RANGE[0] <= value <= INT_RANGE[1]:
+            return f"{path or 'value'} is an integer beyond 64 bits ({len(str(value))} digits)"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}{'.' if path else ''}{_segment(key)}"
+            problem = unstorable(key, f"{where} (the key)", depth + 1) or unstorable(
+                item, where, depth + 1)
+            if problem:
+                return problem
+        return None
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            problem = unstorable(item, f"{path}[{index}]", depth + 1)
+            if problem:
+                return problem
+    return None
 
 
 def parse_time(value: Any) -> datetime:
@@ -155,9 +211,9 @@ def parse_time(value: Any) -> datetime:
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise EventError(f"time {value!r} is not ISO-8601") from None
+        raise EventError(f"time {quote(value)} is not ISO-8601") from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise EventError(f"time {value!r} has no UTC offset")
+        raise EventError(f"time {quote(value)} has no UTC offset")
     return parsed.astimezone(UTC)
 
 
@@ -209,9 +265,19 @@ def parse_object(obj: Any, configured: frozenset[str], now: datetime) -> Event:
     """Classify one decoded JSON value: ok, ignored, dropped or rejected (with a reason)."""
     if not isinstance(obj, dict):
         return Event(None, None, None, None, "rejected", f"not an object ({type(obj).__name__})")
+    return _classify(obj, configured, now)
+
+
+def _classify(obj: dict[str, Any], configured: frozenset[str], now: datetime) -> Event:
     ref_id: str | None = None
     event_type: Any = None
     try:
+        problem = unstorable(obj)
+        if problem:
+            raw_id = obj.get("id")
+            ref_id = raw_id if isinstance(raw_id, str) and unstorable(raw_id) is None \
+                and raw_id.strip() else content_id(obj)
+            raise EventError(problem)
         raw_id, event_type, raw_time, data = _envelope(obj)
         if raw_id is not None and (not isinstance(raw_id, str) or not raw_id.strip()):
             raise EventError("id must be a non-empty string")
@@ -244,8 +310,9 @@ def parse_object(obj: Any, configured: frozenset[str], now: datetime) -> Event:
         payload = _validate(spec, record, partial=False)
         return Event(ref_id, event_type, time, payload, "ok")
     except EventError as exc:
-        etype = event_type if isinstance(event_type, str) else None
-        return Event(ref_id, etype, None, None, "rejected", str(exc))
+        etype = event_type if isinstance(event_type, str) and unstorable(event_type) is None \
+            else None
+        return Event(ref_id, etype, None, None, "rejected", str(exc)[:REASON_LIMIT])
 
 
 def _validate(spec: EventSpec, record: dict[str, Any], *, partial: bool) -> dict[str, Any]:
