@@ -5,7 +5,6 @@ Each test asserts on data: what the emulator holds and what the client returns.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from datetime import date
 from typing import Any
@@ -19,6 +18,7 @@ from badgetui.providers.accredible import AccredibleClient
 from badgetui.providers.errors import PermanentError
 from badgetui.sandbox import Emulator
 from tests.conftest import FakeClock
+from tests.test_providers import Recorder
 
 BASE = "http://sandbox/accredible/v1/"
 KEY = "accredible-issue10-key-0000-ABCD"
@@ -39,22 +39,6 @@ def seed() -> dict[str, Any]:
     return {"credly": {"organizations": []},
             "accredible": {"accounts": [{"name": "Issue 10", "api_key": KEY, "groups": groups,
                                          "designs": []}]}}
-
-
-class Recorder(httpx.AsyncBaseTransport):
-    """Passes requests to the emulator and keeps them, so tests see what was sent."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self.inner = inner
-        self.requests: list[httpx.Request] = []
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        return await self.inner.handle_async_request(request)
-
-    def sent(self, method: str) -> list[tuple[str, Any]]:
-        return [(r.url.path, json.loads(r.content) if r.content else None)
-                for r in self.requests if r.method == method]
 
 
 @pytest.fixture

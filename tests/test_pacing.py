@@ -28,6 +28,7 @@ from badgetui.providers.pacing import (
 from badgetui.sandbox import Emulator
 from badgetui.sandbox.server import start_in_thread
 from tests.conftest import CREDLY_ORG, FakeClock
+from tests.test_providers import Sleeps
 
 KEY = "accredible-pacing-key-0000-WXYZ"
 AH = {"Authorization": f"Token token={KEY}"}
@@ -42,17 +43,6 @@ def seed() -> dict[str, Any]:
             "accredible": {"accounts": [{
                 "name": "Pacing", "api_key": KEY, "designs": [],
                 "groups": [{"id": 9001, "name": "g", "course_name": "G"}]}]}}
-
-
-class Sleeps:
-    """An injected sleep: records the waits instead of taking them."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        await asyncio.sleep(0)
 
 
 class Ticks:

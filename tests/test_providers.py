@@ -125,6 +125,11 @@ class Recorder(httpx.AsyncBaseTransport):
     def bodies(self, method: str) -> list[Any]:
         return [json.loads(r.content) for r in self.requests if r.method == method]
 
+    def sent(self, method: str) -> list[tuple[str, Any]]:
+        """(path, JSON body or None) of each request with `method`."""
+        return [(r.url.path, json.loads(r.content) if r.content else None)
+                for r in self.requests if r.method == method]
+
 
 class StripTotalPages(httpx.AsyncBaseTransport):
     """Removes `total_pages` from Credly list answers, forcing the next_page_url fallback."""

@@ -187,39 +187,29 @@ class CredlyOAuth(httpx.Auth):
     async def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        token = self.cache.get(self._key, self.clock())
-        if token is None:
-            async with self.cache.lock(self._key):
-                token = self.cache.get(self._key, self.clock())
-                if token is None:
-                    flow = self._fetch()
-                    step = self._drive(flow)
-                    while isinstance(step, httpx.Request):
-                        answer = yield step
-                        await answer.aread()
-                        step = self._drive(flow, answer)
-                    token = step
-        assert token is not None
-        request.headers["Authorization"] = f"Bearer {token.value}"
-        response = yield request
-        if response.status_code != 401:
-            return
-        # Refused: forget this token and try exactly once more with a fresh one. A second 401
-        # goes back to the caller as it is (an AuthError there), never another round.
-        self.cache.drop(self._key, token.value)
-        async with self.cache.lock(self._key):
-            fresh = self.cache.get(self._key, self.clock())
-            if fresh is None or fresh.value == token.value:
-                flow = self._fetch()
-                step = self._drive(flow)
-                while isinstance(step, httpx.Request):
-                    answer = yield step
-                    await answer.aread()
-                    step = self._drive(flow, answer)
-                fresh = step
-        assert fresh is not None
-        request.headers["Authorization"] = f"Bearer {fresh.value}"
-        yield request
+        # At most two rounds: a 401 drops the token and the request goes once more with a
+        # fresh one; a second 401 goes back to the caller as it is (an AuthError there).
+        stale: str | None = None
+        while True:
+            token = self.cache.get(self._key, self.clock())
+            if token is None or token.value == stale:
+                async with self.cache.lock(self._key):
+                    token = self.cache.get(self._key, self.clock())
+                    if token is None or token.value == stale:
+                        flow = self._fetch()
+                        step = self._drive(flow)
+                        while isinstance(step, httpx.Request):
+                            answer = yield step
+                            await answer.aread()
+                            step = self._drive(flow, answer)
+                        token = step
+            assert token is not None
+            request.headers["Authorization"] = f"Bearer {token.value}"
+            response = yield request
+            if response.status_code != 401 or stale is not None:
+                return
+            stale = token.value
+            self.cache.drop(self._key, stale)
 
     # -- the token request, as a small generator of requests ---------------------------------
     @staticmethod

@@ -448,17 +448,22 @@ class DeliveryService:
         report.last_progress = self.clock()
 
     def _fail(self, job: _Job, exc: ProviderError, report: DeliveryReport) -> None:
+        self._failed(job, f"{job.kind} failed: {exc.message}", report, "failed",
+                     provider_state="error")
+
+    def _failed(self, job: _Job, message: str, report: DeliveryReport, count: str,
+                **badge: Any) -> None:
+        """The job ends failed (the operator's retry requeues it) and the badge says why."""
         now = to_db(self.clock())
-        message = f"{job.kind} failed: {exc.message}"
 
         def write() -> None:
-            Badge.update(provider_state="error", last_error=message, updated_at=now).where(
+            Badge.update(**badge, last_error=message, updated_at=now).where(
                 Badge.id == job.badge_id).execute()
             DeliveryJob.update(state="failed", last_error=message, lease_until=None,
                                updated_at=now).where(DeliveryJob.id == job.id).execute()
 
         in_transaction(write)
-        report.counts["failed"] += 1
+        report.counts[count] += 1
         report.last_progress = self.clock()
         report.errors.append(f"badge {job.badge_uuid}: {message}")
 
@@ -488,17 +493,6 @@ class DeliveryService:
     def _unpublished(self, job: _Job, exc: UnpublishedError, report: DeliveryReport) -> None:
         """Created at Accredible but not published: recorded with its id, the job failed so
         the operator's retry (or re-send) publishes it; never counted as delivered."""
-        now = to_db(self.clock())
-        message = f"{job.kind} not delivered: {exc.message}"
-
-        def write() -> None:
-            Badge.update(provider_state="unpublished", external_id=exc.external_id,
-                         provider_expires_on=exc.expires_on, last_error=message,
-                         updated_at=now).where(Badge.id == job.badge_id).execute()
-            DeliveryJob.update(state="failed", last_error=message, lease_until=None,
-                               updated_at=now).where(DeliveryJob.id == job.id).execute()
-
-        in_transaction(write)
-        report.counts["unpublished"] += 1
-        report.last_progress = self.clock()
-        report.errors.append(f"badge {job.badge_uuid}: {message}")
+        self._failed(job, f"{job.kind} not delivered: {exc.message}", report, "unpublished",
+                     provider_state="unpublished", external_id=exc.external_id,
+                     provider_expires_on=exc.expires_on)

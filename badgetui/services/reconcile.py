@@ -23,7 +23,6 @@ The provider's own answer is never trusted for identity: rows are re-checked by 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date
@@ -85,6 +84,8 @@ class ReconcileReport:
     local: int = 0
     drifts: list[Drift] = field(default_factory=list)
     fixed: int = 0
+    #: Drifts a run without --dry-run would fix (report-only ones excluded).
+    fixable: int = 0
     errors: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
@@ -96,8 +97,7 @@ class ReconcileReport:
     def summary(self) -> str:
         drift = ", ".join(f"{n} {k}" for k, n in self.counts().items() if n) or "no drift"
         verb = "would fix" if self.dry_run else "fixed"
-        fixed = (sum(1 for d in self.drifts if d.kind != "unknown") if self.dry_run
-                 else self.fixed)
+        fixed = self.fixable if self.dry_run else self.fixed
         text = (f"{len(self.accounts)} account(s), {self.templates} template(s), "
                 f"{self.remote} at the provider, {self.local} here: {drift}; {verb} {fixed}")
         if self.errors:
@@ -107,18 +107,18 @@ class ReconcileReport:
     def as_dict(self) -> dict[str, Any]:
         return {"dry_run": self.dry_run, "accounts": self.accounts,
                 "templates": self.templates, "remote": self.remote, "local": self.local,
-                "counts": self.counts(), "fixed": self.fixed, "errors": self.errors,
+                "counts": self.counts(), "fixed": self.fixed, "fixable": self.fixable,
+                "errors": self.errors,
                 "drifts": [d.as_dict() for d in self.drifts]}
 
 
 @dataclass(slots=True)
 class _Local:
     id: int
-    uuid: str
+    account_id: int
     status: str
     provider_state: str
     external_id: str | None
-    last_error: str
     expires_on: str | None
     username: str
     email: str
@@ -183,6 +183,7 @@ class ReconcileService:
             report.remote += sum(len(rows) for rows in remote.values())
             drifts = await self._compare(client, account, templates, local, remote)
         for drift, fix in drifts:
+            report.fixable += fix is not None
             if not dry_run and fix is not None and fix():
                 report.fixed += 1
             elif not dry_run and fix is not None:
@@ -219,16 +220,21 @@ class ReconcileService:
         provider = account.provider.capitalize()
         on_way = _jobs_on_their_way(account.id)
         by_id = {b.external_id: b for b in local if b.external_id}
+        by_template: dict[int, list[_Local]] = {}
+        for local_badge in local:
+            by_template.setdefault(local_badge.template_id, []).append(local_badge)
         out: list[tuple[Drift, Callable[[], bool] | None]] = []
         for template in templates:
             rows = remote.get(template.external_id, [])
             seen = {r.external_id for r in rows}
-            mine = [b for b in local if b.template_id == template.id]
+            mine = by_template.get(template.id, [])
+            # Never delivered here: a credential of theirs there is the stuck badge's own.
+            undelivered = {b.email.lower() for b in mine
+                           if b.status == "awarded" and not b.external_id}
             for row in rows:
                 badge = by_id.get(row.external_id)
                 if badge is None or badge.template_id != template.id:
-                    if not any(b.status == "awarded" and not b.external_id
-                               and b.email.lower() == row.email.lower() for b in mine):
+                    if row.email.lower() not in undelivered:
                         out.append((Drift("unknown", label, template.external_id,
                                           row.external_id, there=f"{row.state} ({row.email})",
                                           action="reported only: not issued by badgetui"),
@@ -376,7 +382,7 @@ class ReconcileService:
                 (DeliveryJob.badge == badge.id) & (DeliveryJob.kind == "issue")
                 & (DeliveryJob.state.in_(["failed", "done"]))).execute()
             if not failed:
-                DeliveryJob.create(badge=badge.id, account=_account_of(badge), kind="issue",
+                DeliveryJob.create(badge=badge.id, account=badge.account_id, kind="issue",
                                    state="queued", attempts=1, next_attempt_at=now,
                                    created_at=now, updated_at=now)
             self._audit(badge, {"requeued": "issue", "why": note or "never delivered"})
@@ -387,7 +393,7 @@ class ReconcileService:
         with current_database().atomic():
             if _on_the_way(badge.id) or not Badge.select().where(self._unchanged(badge)).exists():
                 return False
-            DeliveryJob.create(badge=badge.id, account=_account_of(badge), kind="revoke",
+            DeliveryJob.create(badge=badge.id, account=badge.account_id, kind="revoke",
                                state="queued", next_attempt_at=now, created_at=now,
                                updated_at=now)
             self._audit(badge, {"queued": "revoke", "why": "live at the provider"})
@@ -413,17 +419,13 @@ def _templates(account: ProviderAccount, every: bool) -> list[Any]:
 
 
 def _local_badges(account: ProviderAccount, template_ids: list[int]) -> list[_Local]:
-    if not template_ids:
-        return []
-    rows = (Badge.select(Badge.id, Badge.uuid, Badge.status, Badge.provider_state,
-                         Badge.external_id, Badge.last_error, Badge.provider_expires_on,
-                         Learner.username, Learner.email, Template.id.alias("template_id"),
-                         Template.external_id.alias("template"))
+    wanted = set(template_ids)
+    rows = (Badge.select(Badge.id, Badge.status, Badge.provider_state, Badge.external_id,
+                         Badge.provider_expires_on, Learner.username, Learner.email,
+                         Template.id.alias("template_id"), Template.external_id.alias("template"))
             .join(Learner).switch(Badge).join(Template)
-            .where(Template.id.in_(template_ids)).order_by(Badge.id).dicts())
-    return [_Local(r["id"], r["uuid"], r["status"], r["provider_state"], r["external_id"],
-                   r["last_error"], r["provider_expires_on"], r["username"], r["email"],
-                   r["template_id"], r["template"]) for r in rows]
+            .where(Template.account == account.id).order_by(Badge.id).tuples())
+    return [_Local(r[0], account.id, *r[1:]) for r in rows if r[7] in wanted]
 
 
 def _jobs_on_their_way(account_id: int) -> dict[int, set[str]]:
@@ -440,10 +442,3 @@ def _on_the_way(badge_id: int) -> bool:
         (DeliveryJob.badge == badge_id)
         & DeliveryJob.state.in_(["queued", "running"])).exists()
 
-
-def _account_of(badge: _Local) -> int:
-    return Template.get_by_id(badge.template_id).account_id
-
-
-def dumps(report: ReconcileReport) -> str:
-    return json.dumps(report.as_dict(), indent=2)
