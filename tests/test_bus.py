@@ -696,7 +696,7 @@ def test_a_stop_while_waiting_leaves_the_batch_pending(services, synced, rds, st
                                                       monkeypatch):
     import threading
 
-    from badgetui.services import bus
+    from badgetui.services.bus import consumer as bus
 
     monkeypatch.setattr(bus, "STOP_GRACE", 0.5)
     setup_templates(services, synced)

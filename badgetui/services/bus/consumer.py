@@ -1,4 +1,4 @@
-"""The Open edX event bus on Redis Streams (openedx-events.md §7): consumer and publisher.
+"""The Open edX event bus on Redis Streams (openedx-events.md §7): the consumer.
 
 The consumer differs from upstream's on purpose (§7.2): its own group, whose position is kept
 across restarts; an entry is acknowledged only after the database commit that recorded it, so a
@@ -12,251 +12,60 @@ events matter, so entries are committed in stream order whoever holds them (a wa
 the database, see `BusConsumer`). They take turns on the stream: more consumers buy
 availability (a dead one's entries are taken over), not throughput.
 
-The publisher drains the outgoing-events table (a transactional outbox): rows are written to the
-stream after the transaction that made them committed, keep their UUID as `id`, and are marked
-published only after `XADD` succeeded, so a crash re-publishes with the same id.
-
-No SIGALRM and short BLOCK times: both run in any thread and stop within `bus_block` seconds
+No SIGALRM and short BLOCK times: it runs in any thread and stops within `bus_block` seconds
 of `stop` being set.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import json
-import logging
-import socket
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Final
 
 import redis
-from peewee import DatabaseError, InterfaceError, OperationalError
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+from peewee import DatabaseError
 
-from badgetui.domain import avro
-from badgetui.domain.events import EVENT_SPECS, OUTCOMES, Event
-from badgetui.services.common import (
-    Clock,
-    current_database,
-    in_transaction,
-    is_postgres,
-    iso,
-    to_db,
+from badgetui.domain.events import OUTCOMES, Event
+from badgetui.services.bus.config import (
+    DB_TRANSIENT,
+    MAX_BACKOFF,
+    REDIS_TRANSIENT,
+    BusConfig,
+    close_quietly,
+    connect,
+    log,
 )
-from badgetui.services.delivery import DeliveryService
+from badgetui.services.bus.entries import (
+    ORIGIN,
+    MalformedEntry,
+    StreamId,
+    entry_envelope,
+    entry_type,
+    id_key,
+    id_text,
+)
+from badgetui.services.bus.publisher import BusPublisher
+from badgetui.services.bus.watermark import (
+    lock_watermark,
+    read_watermark,
+    watermark_keys,
+    write_watermark,
+)
+from badgetui.services.common import Clock, in_transaction, iso
 from badgetui.services.intake import IntakeService
 from badgetui.services.processing import BatchResult
-from badgetui.settings import Settings
-from badgetui.store.models import Meta, OutgoingEvent
 
-log = logging.getLogger("badgetui.bus")
-
-#: The eight fields of an entry, in upstream's order (§7).
-FIELDS: Final = ("type", "id", "source", "time", "minorversion", "sourcehost", "sourcelib",
-                 "event_data")
-SOURCE: Final = "openedx/badgetui/web"
-#: An openedx-events release whose schemas are exactly ours (§7.3).
-SOURCELIB: Final = "11.2.0"
-#: Redis trouble worth waiting out: reconnect with backoff, never exit (§7.2).
-REDIS_TRANSIENT: Final = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
-#: Database trouble that is not the entry's fault: it neither counts as an attempt nor
-#: dead-letters anything; the entries wait, pending, until the database answers again.
-DB_TRANSIENT: Final = (OperationalError, InterfaceError)
-MAX_BACKOFF: Final = 30.0
 #: How often entries waiting for an earlier one (another consumer's batch) look again.
 GATE_POLL: Final = 0.02
 #: On SIGINT/SIGTERM, how long entries in hand may wait for an earlier one to be committed.
 STOP_GRACE: Final = 10.0
 
 
-@dataclass(frozen=True, slots=True)
-class BusConfig:
-    url: str
-    stream: str
-    group: str
-    consumer: str
-    start: str = "$"
-    claim_timeout: float = 60.0
-    max_attempts: int = 3
-    dlq_stream: str = ""
-    batch: int = 500
-    block: float = 1.0
-    retry_delay: float = 1.0
-    maxlen: int = 10_000
-    lag_interval: float = 30.0
 
-    @classmethod
-    def from_settings(cls, settings: Settings, **overrides: Any) -> BusConfig:
-        """Settings with the command line's overrides (None means "not given")."""
-        given = {k: v for k, v in overrides.items() if v is not None}
-        stream = given.pop("stream", settings.bus_stream)
-        url = given.pop("url", settings.redis_url)
-        if not url:
-            raise ValueError("no Redis URL: pass --redis URL or set BADGETUI_REDIS_URL")
-        values: dict[str, Any] = {
-            "url": url,
-            "stream": stream,
-            "group": settings.bus_group,
-            "consumer": settings.bus_consumer or socket.gethostname(),
-            "start": settings.bus_start,
-            "claim_timeout": settings.bus_claim_timeout,
-            "max_attempts": settings.bus_max_attempts,
-            "dlq_stream": settings.bus_dlq_stream or f"{stream}-badgetui-dlq",
-            "batch": settings.bus_batch,
-            "block": settings.bus_block,
-            "retry_delay": settings.bus_retry_delay,
-            "maxlen": settings.bus_maxlen,
-        }
-        values.update(given)
-        return cls(**values)
-
-
-def connect(url: str, *, block: float = 1.0) -> redis.Redis:
-    """A bytes-mode client (`event_data` is binary, §7) that never retries behind our back:
-    the consumer decides what a lost connection means (re-read its pending entries)."""
-    return redis.Redis.from_url(
-        url,
-        retry=Retry(NoBackoff(), 0),
-        socket_timeout=block + 10.0,
-        socket_connect_timeout=5.0,
-        decode_responses=False,
-    )
-
-
-# -- entries ----------------------------------------------------------------------------------
-class MalformedEntry(ValueError):
-    """The entry cannot be an event: it goes to the dead-letter stream at once."""
-
-
-def _text(fields: dict[bytes, bytes], name: str) -> str:
-    raw = fields.get(name.encode())
-    if raw is None:
-        raise MalformedEntry(f"field {name} is missing")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise MalformedEntry(f"field {name} is not valid UTF-8") from None
-
-
-def entry_type(fields: dict[bytes, bytes]) -> str:
-    event_type = _text(fields, "type")
-    if not event_type:
-        raise MalformedEntry("field type is empty")
-    return event_type
-
-
-def utc_time(text: str) -> datetime:
-    """The entry's `time`: ISO-8601 in UTC (`+00:00` or `Z`), as upstream consumers demand."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise MalformedEntry(f"time {text!r} is not ISO-8601") from None
-    offset = moment.utcoffset()
-    if offset is None:
-        raise MalformedEntry(f"time {text!r} has no offset")
-    if offset.total_seconds() != 0:
-        raise MalformedEntry(f"time {text!r} is not UTC")
-    return moment
-
-
-def entry_envelope(fields: dict[bytes, bytes]) -> dict[str, Any]:
-    """The JSON envelope intake reads (formats.md, openedx-events.md §5) from a stream entry:
-    `id = metadata.id`, `event_type = type`, `time = metadata.time`, `data` the decoded Avro."""
-    meta = {name: _text(fields, name) for name in FIELDS[:-1]}
-    if not meta["id"].strip():
-        raise MalformedEntry("field id is empty")
-    utc_time(meta["time"])
-    raw = fields.get(b"event_data")
-    if raw is None:
-        raise MalformedEntry("field event_data is missing")
-    event_type = entry_type(fields)
-    if not avro.has_schema(event_type):
-        raise MalformedEntry(f"no Avro schema for {event_type}")
-    try:
-        data = avro.decode(event_type, raw)
-    except avro.AvroDecodeError as exc:
-        raise MalformedEntry(f"event_data: {exc}") from None
-    meta["event_type"] = meta.pop("type")
-    return {"metadata": meta, "data": data}
-
-
-def outgoing_fields(row: OutgoingEvent, host: str) -> dict[str, bytes]:
-    """The eight fields of §7.3 for one outbox row, `event_data` encoded per §6."""
-    data = {EVENT_SPECS[row.event_type].data_key: json.loads(row.payload)}
-    return {
-        "type": row.event_type.encode(),
-        "id": row.uuid.encode(),
-        "source": SOURCE.encode(),
-        "time": (iso(row.time) or "").encode(),
-        "minorversion": b"0",
-        "sourcehost": host.encode(),
-        "sourcelib": SOURCELIB.encode(),
-        "event_data": avro.encode(row.event_type, data),
-    }
-
-
-StreamId = tuple[int, int]
-#: The watermark of a (stream, group) that has committed nothing: before every entry.
-ORIGIN: Final[StreamId] = (0, 0)
-
-
-def _id_key(entry_id: bytes | str) -> StreamId:
-    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq or 0)
-
-
-def _id_text(key: StreamId) -> str:
-    return f"{key[0]}-{key[1]}"
-
-
-# -- the watermark -----------------------------------------------------------------------------
-def watermark_keys(stream: str, group: str) -> tuple[str, str]:
-    """The two `Meta` rows of a (stream, group)'s watermark, an entry id: its milliseconds and
-    its sequence number (a `Meta` value is one integer, and no migration is needed). A key holds
-    64 characters: long names are hashed."""
-    name = f"{stream}:{group}"
-    if len(name) > 52:
-        name = hashlib.sha256(f"{stream}\0{group}".encode()).hexdigest()[:40]
-    return f"bus.ms:{name}", f"bus.seq:{name}"
-
-
-def read_watermark(keys: tuple[str, str], *, lock: bool = False) -> StreamId | None:
-    """The stored watermark (None when there is none); `lock` keeps its rows locked until the
-    transaction ends on PostgreSQL (SQLite's write transaction holds the whole file already)."""
-    query = Meta.select(Meta.key, Meta.value).where(Meta.key.in_(keys)).order_by(Meta.key)
-    if lock and is_postgres():
-        query = query.for_update()
-    values = dict(query.tuples())
-    if keys[0] not in values:
-        return None
-    return int(values[keys[0]]), int(values.get(keys[1]) or 0)
-
-
-def lock_watermark(keys: tuple[str, str]) -> StreamId:
-    """The watermark, locked until the transaction ends; created at the origin if missing."""
-    mark = read_watermark(keys, lock=True)
-    if mark is None:
-        Meta.insert_many([{Meta.key: key, Meta.value: 0} for key in keys]).on_conflict_ignore(
-        ).execute()
-        mark = read_watermark(keys, lock=True) or ORIGIN
-    return mark
-
-
-def write_watermark(keys: tuple[str, str], mark: StreamId) -> None:
-    for key, value in zip(keys, mark, strict=True):
-        Meta.insert(key=key, value=value).on_conflict(
-            conflict_target=[Meta.key], update={Meta.value: value}).execute()
-
-
-# -- the consumer ----------------------------------------------------------------------------
 @dataclass(slots=True)
 class _Entry:
     id: bytes
@@ -276,7 +85,7 @@ class _Entry:
     malformed: str | None = None
 
     def __post_init__(self) -> None:
-        self.key = _id_key(self.id)
+        self.key = id_key(self.id)
 
 
 @dataclass(slots=True)
@@ -502,7 +311,7 @@ class BusConsumer:
             if entries:
                 self._take(entries)
                 self._advance()
-            if _id_key(nxt) == ORIGIN:
+            if id_key(nxt) == ORIGIN:
                 break
             start = nxt
 
@@ -622,7 +431,7 @@ class BusConsumer:
             return ready
         stream, group = self.config.stream, self.config.group
         first = run[0].id.decode()
-        rows = self.client.xpending_range(stream, group, f"({_id_text(mark)}", f"({first}", 1)
+        rows = self.client.xpending_range(stream, group, f"({id_text(mark)}", f"({first}", 1)
         if rows:
             self._blocker = rows[0]
             return ready
@@ -634,7 +443,7 @@ class BusConsumer:
                                               len(run) + 1)
             foreign = [r["message_id"] for r in rows if r["message_id"] not in self._held]
             if foreign:
-                cut = _id_key(foreign[0])
+                cut = id_key(foreign[0])
                 run = [e for e in run if e.key < cut]
         return ready + run
 
@@ -761,7 +570,7 @@ class BusConsumer:
         stale = in_transaction(work)
         if stale is not None:
             log.warning("watermark %s is beyond what group %s was handed: reset",
-                        _id_text(stale), self.config.group)
+                        id_text(stale), self.config.group)
         self._mark_checked = True
 
     def _last_delivered(self) -> StreamId | None:
@@ -771,7 +580,7 @@ class BusConsumer:
             return None
         for group in groups:
             if group.get("name") == self.config.group.encode():
-                return _id_key(group.get("last-delivered-id") or b"0-0")
+                return id_key(group.get("last-delivered-id") or b"0-0")
         return None
 
     def _db_trouble(self, exc: Exception, entries: list[_Entry]) -> None:
@@ -784,7 +593,7 @@ class BusConsumer:
                         MAX_BACKOFF)
             log.warning("database: %s; retrying in %.1f s", exc, delay)
             self._db_wait_until = now + delay
-            _close_quietly()
+            close_quietly()
         for entry in entries:
             entry.error = f"{type(exc).__name__}: {exc}"
             entry.due = self._db_wait_until
@@ -838,7 +647,7 @@ class BusConsumer:
             self.stats.published += self.publisher.publish_pending()
         except DB_TRANSIENT as exc:
             log.warning("publish: database: %s", exc)
-            _close_quietly()
+            close_quietly()
 
     def _check_lag(self) -> None:
         """Warn when the group falls behind the stream's MAXLEN, and loudly when entries were
@@ -860,7 +669,7 @@ class BusConsumer:
         else:
             delivered = mine.get("last-delivered-id") or b"0-0"
             first = info.get("first-entry")
-            behind = bool(first) and (0, 0) < _id_key(delivered) < _id_key(first[0])
+            behind = bool(first) and (0, 0) < id_key(delivered) < id_key(first[0])
             lost = 1 if behind else 0
         if lost > self._lost:
             log.error("ENTRIES LOST: stream %s was trimmed past what group %s had read "
@@ -873,140 +682,3 @@ class BusConsumer:
                         "trimmed before they are read", self.config.group, lag,
                         self.config.stream, self.config.maxlen)
 
-
-def _close_quietly() -> None:
-    """Drop a broken database connection so the next statement opens a fresh one."""
-    try:
-        current_database().close()
-    except Exception:  # closing a dead connection may itself fail
-        log.debug("closing the database connection failed", exc_info=True)
-
-
-# -- the publisher ---------------------------------------------------------------------------
-class BusPublisher:
-    """Writes unpublished outbox rows to the stream, oldest first."""
-
-    def __init__(
-        self,
-        client: redis.Redis,
-        stream: str,
-        clock: Clock,
-        *,
-        maxlen: int = 10_000,
-        host: str | None = None,
-        batch: int = 500,
-    ) -> None:
-        self.client = client
-        self.stream = stream
-        self.clock = clock
-        self.maxlen = maxlen
-        self.host = host or socket.gethostname()
-        self.batch = batch
-        self._broken: set[int] = set()
-
-    def run(self, stop: threading.Event, interval: float = 1.0) -> int:
-        """Publish until `stop` is set, polling the outbox every `interval` seconds; Redis and
-        database outages are waited out. Returns how many entries were written."""
-        total = 0
-        failures = 0
-        while not stop.is_set():
-            try:
-                total += self.publish_pending()
-                failures = 0
-            except (*REDIS_TRANSIENT, *DB_TRANSIENT) as exc:
-                delay = min(0.5 * 2**failures, MAX_BACKOFF)
-                failures += 1
-                log.warning("publish: %s; retrying in %.1f s", exc, delay)
-                if isinstance(exc, DB_TRANSIENT):
-                    _close_quietly()
-                stop.wait(delay)
-                continue
-            stop.wait(interval)
-        return total
-
-    def publish_pending(self) -> int:
-        """Publish every row not yet published; returns how many were written."""
-        total = 0
-        while True:
-            written, read = self._publish_batch()
-            total += written
-            if read < self.batch:
-                return total
-
-    def _publish_batch(self) -> tuple[int, int]:
-        database = current_database()
-        # One transaction per batch: on PostgreSQL the rows are locked (others skip them), on
-        # SQLite the write lock is held, so two publishers never write the same row twice.
-        with database.atomic():
-            query = (OutgoingEvent.select()
-                     .where(OutgoingEvent.published_at.is_null())
-                     .order_by(OutgoingEvent.id).limit(self.batch))
-            if self._broken:
-                query = query.where(OutgoingEvent.id.not_in(sorted(self._broken)))
-            if database.for_update:
-                query = query.for_update(skip_locked=True)
-            rows = list(query)
-            if not rows:
-                return 0, 0
-            pipe = self.client.pipeline(transaction=False)
-            sent: list[int] = []
-            for row in rows:
-                try:
-                    fields = outgoing_fields(row, self.host)
-                except Exception as exc:  # a row that cannot be encoded never will be
-                    self._broken.add(row.id)
-                    log.error("outgoing event %s cannot be published: %s", row.uuid, exc)
-                    continue
-                pipe.xadd(self.stream, fields, maxlen=self.maxlen, approximate=True)
-                sent.append(row.id)
-            if sent:
-                pipe.execute()
-                OutgoingEvent.update(published_at=to_db(self.clock())).where(
-                    OutgoingEvent.id.in_(sent)).execute()
-        return len(sent), len(rows)
-
-
-# -- delivery beside a consumer -------------------------------------------------------------
-class BackgroundDelivery:
-    """The delivery worker in a thread of its own (its own event loop and database
-    connection), so provider latency never slows the stream down."""
-
-    def __init__(self, delivery: DeliveryService) -> None:
-        self.delivery = delivery
-        self._halt = threading.Event()
-        self._thread = threading.Thread(target=self._main, name="badgetui-delivery",
-                                        daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def finish(self, timeout: float) -> None:
-        """Wait (up to `timeout` s) for the queue to empty, then stop."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self._thread.is_alive():
-            try:
-                if self.delivery.pending() == 0:
-                    break
-            except DB_TRANSIENT:
-                _close_quietly()
-            time.sleep(0.2)
-        self.stop()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self._halt.set()
-        self._thread.join(timeout)
-
-    def _main(self) -> None:
-        try:
-            while not self._halt.is_set():
-                try:
-                    asyncio.run(self._run())
-                except Exception:
-                    log.exception("delivery worker failed; restarting in 5 s")
-                    _close_quietly()
-                    self._halt.wait(5.0)
-        finally:
-            _close_quietly()
-
-    async def _run(self) -> None:
-        await self.delivery.run(until_idle=False, stop=self._halt)
