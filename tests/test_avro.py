@@ -114,7 +114,7 @@ def test_v2_differs_from_v1_in_its_first_byte_only():
     (BADGE_AWARDED, base64.b64decode(V1)),
     (COURSE_PASSING, b""),
     (COURSE_PASSING, b"\x01\x46" + b"\xff" * 35 + base64.b64decode(V1)[37:]),  # bad UTF-8
-    ("org.openedx.learning.certificate.created.v1", base64.b64decode(V1)),
+    ("org.openedx.learning.course.persistent_grade_summary.changed.v1", base64.b64decode(V1)),
 ], ids=["v1-as-ccx", "v1-truncated", "v3-as-course", "leftover", "v1-as-badge", "empty",
         "bad-utf8", "unknown-type"])
 def test_negative_vectors_are_malformed(event_type, raw):

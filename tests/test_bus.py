@@ -35,6 +35,7 @@ from badgetui.services.bus import (
     FIELDS,
     BusConsumer,
     BusPublisher,
+    diagnostics,
     read_watermark,
     utc_time,
     watermark_keys,
@@ -355,21 +356,24 @@ def test_a_database_outage_uses_up_no_attempts(services, synced, rds, stream, mo
     assert pending(rds, stream) == 0
 
 
-def test_lag_warnings(services, rds, stream, caplog):
+def test_lag_warnings(rds, stream, caplog):
     rds.xgroup_create(stream, "badgetui", id="0", mkstream=True)
     produce(rds, stream, *workload(100, 10, seed=6))
-    consumer = BusConsumer(services.intake, bus_config(stream, maxlen=100), services.clock,
-                           client=rds)
+    config = bus_config(stream, maxlen=100)
     with caplog.at_level(logging.WARNING, logger="badgetui.bus"):
-        consumer._check_lag()
+        assert diagnostics.check_lag(rds, config, 0) == 0
     assert "is 100 entries behind" in caplog.text
     assert "ENTRIES LOST" not in caplog.text
     rds.xreadgroup("badgetui", "test-1", {stream: ">"}, count=10)
     rds.xtrim(stream, maxlen=50, approximate=False)
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="badgetui.bus"):
-        consumer._check_lag()
+        assert diagnostics.check_lag(rds, config, 0) == 40
     assert "ENTRIES LOST" in caplog.text and "(40 entries)" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="badgetui.bus"):
+        diagnostics.check_lag(rds, config, 40)  # already told: not again
+    assert "ENTRIES LOST" not in caplog.text
 
 
 # -- processes: SIGTERM and SIGKILL -------------------------------------------------------------

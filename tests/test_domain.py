@@ -622,4 +622,4 @@ def test_badge_event_paths_and_unknown_types():
     assert list(paths)[:2] == ["uuid", "user.id"]
     assert "template.origin" in paths
     assert event_paths(BADGE_REVOKED) == paths
-    assert event_paths("org.openedx.learning.certificate.created.v1") is None
+    assert event_paths("org.openedx.learning.course.persistent_grade_summary.changed.v1") is None

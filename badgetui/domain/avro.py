@@ -60,10 +60,21 @@ def _unwrap(annotation: Any) -> tuple[Any, bool]:
 
 
 def _type(annotation: Any, defined: set[str]) -> Any:
+    if get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return _record(annotation, defined)
     if annotation in _PRIMITIVES:
         return _PRIMITIVES[annotation]
+    origin = get_origin(annotation)
+    if origin is list:
+        (item,) = get_args(annotation)
+        return {"type": "array", "items": _type(item, defined)}
+    if origin is dict:
+        key, value = get_args(annotation)
+        if _unwrap(key)[0] is not str:
+            raise SchemaError(f"Avro maps have string keys, not {key!r}")
+        return {"type": "map", "values": _type(value, defined)}
     raise SchemaError(f"no Avro type for {annotation!r}")
 
 
@@ -130,6 +141,16 @@ def decode(event_type: str, payload: bytes) -> dict[str, Any]:
     """The event's data (`{"course_passing_status": {...}}`) from schemaless Avro.
 
     Any decoding error and any byte left after the record raise `AvroDecodeError`."""
+    data, left = decode_prefix(event_type, payload)
+    if left:
+        raise AvroDecodeError(f"{left} bytes left after the Avro record")
+    return data
+
+
+def decode_prefix(event_type: str, payload: bytes) -> tuple[dict[str, Any], int]:
+    """(the data, how many bytes follow it): a newer minor version appends optional fields
+    after the ones we know, and upstream's reader, holding the older schema, reads those and
+    stops. Only for entries that say they are newer; the others must fit exactly."""
     if event_type not in EVENT_SPECS:
         raise AvroDecodeError(f"no Avro schema for event type {event_type}")
     stream = io.BytesIO(payload)
@@ -139,11 +160,10 @@ def decode(event_type: str, payload: bytes) -> dict[str, Any]:
         raise AvroDecodeError("Avro data ends before the record does") from None
     except UnicodeDecodeError:
         raise AvroDecodeError("Avro string is not valid UTF-8") from None
+    except RecursionError:
+        raise AvroDecodeError("Avro data nests too deeply") from None
     except Exception as exc:  # fastavro raises many kinds on garbage input
-        raise AvroDecodeError(f"Avro data does not fit the schema ({exc})") from None
-    left = len(payload) - stream.tell()
-    if left:
-        raise AvroDecodeError(f"{left} bytes left after the Avro record")
+        raise AvroDecodeError(f"Avro data does not fit the schema ({str(exc)[:120]})") from None
     if not isinstance(data, dict):
         raise AvroDecodeError("Avro data is not a record")
-    return data
+    return data, len(payload) - stream.tell()

@@ -12,94 +12,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr, ValidationError
+from pydantic import BaseModel, ValidationError
 
-COURSE_PASSING: Final = "org.openedx.learning.course.passing.status.updated.v1"
-CCX_COURSE_PASSING: Final = "org.openedx.learning.ccx.course.passing.status.updated.v1"
-BADGE_AWARDED: Final = "org.openedx.learning.badge.awarded.v1"
-BADGE_REVOKED: Final = "org.openedx.learning.badge.revoked.v1"
+from badgetui.domain.event_records import (
+    BADGE_AWARDED,
+    BADGE_REVOKED,
+    CCX_COURSE_PASSING,
+    COURSE_PASSING,
+    DEFAULT_EVENTS,
+    EVENT_SPECS,
+    SELF,
+    EventSpec,
+)
 
-DEFAULT_EVENTS: Final = (COURSE_PASSING, CCX_COURSE_PASSING)
+__all__ = [
+    "BADGE_AWARDED", "BADGE_REVOKED", "CCX_COURSE_PASSING", "COURSE_PASSING", "DEFAULT_EVENTS",
+    "EVENT_SPECS", "OUTCOMES", "Event", "EventError", "EventSpec", "parse_line", "parse_object",
+]
 
-
-class _Record(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class UserPersonalData(_Record):
-    username: StrictStr
-    email: StrictStr
-    name: StrictStr = ""
-
-
-class UserData(_Record):
-    id: StrictInt
-    is_active: StrictBool
-    pii: UserPersonalData
-
-
-class CourseData(_Record):
-    course_key: StrictStr
-    display_name: StrictStr = ""
-    start: StrictStr | None = None
-    end: StrictStr | None = None
-
-
-class CcxCourseData(_Record):
-    ccx_course_key: StrictStr
-    master_course_key: StrictStr
-    display_name: StrictStr = ""
-    coach_email: StrictStr = ""
-    start: StrictStr | None = None
-    end: StrictStr | None = None
-    max_students_allowed: StrictInt | None = None
-
-
-class CoursePassingStatusData(_Record):
-    is_passing: StrictBool
-    course: CourseData
-    user: UserData
-
-
-class CcxCoursePassingStatusData(_Record):
-    # Wire order: attrs moves the redefined `course` after `user` (openedx-events.md §2).
-    is_passing: StrictBool
-    user: UserData
-    course: CcxCourseData
-
-
-class BadgeTemplateData(_Record):
-    uuid: StrictStr
-    origin: StrictStr
-    name: StrictStr | None = None
-    description: StrictStr | None = None
-    image_url: StrictStr | None = None
-
-
-class BadgeData(_Record):
-    uuid: StrictStr
-    user: UserData
-    template: BadgeTemplateData
-
-
-@dataclass(frozen=True, slots=True)
-class EventSpec:
-    """How one known event type is carried: its data key and payload record."""
-
-    event_type: str
-    data_key: str
-    record: type[_Record]
-
-
-EVENT_SPECS: Final[dict[str, EventSpec]] = {
-    spec.event_type: spec
-    for spec in (
-        EventSpec(COURSE_PASSING, "course_passing_status", CoursePassingStatusData),
-        EventSpec(CCX_COURSE_PASSING, "course_passing_status", CcxCoursePassingStatusData),
-        EventSpec(BADGE_AWARDED, "badge", BadgeData),
-        EventSpec(BADGE_REVOKED, "badge", BadgeData),
-    )
-}
 
 Outcome = Literal["processed", "ignored", "dropped", "duplicate", "rejected"]
 OUTCOMES: Final[tuple[Outcome, ...]] = ("processed", "ignored", "dropped", "duplicate", "rejected")
@@ -121,13 +51,21 @@ class Event:
     reason: str = ""
     line: int | None = None
     raw: str | None = None
+    #: The payload field holding the learner (`EventSpec.user_key`; SELF: the payload).
+    user_key: str = "user"
 
     @property
     def user(self) -> dict[str, Any] | None:
         if self.payload is None:
             return None
-        user = self.payload.get("user")
+        user = self.payload if self.user_key == SELF else self.payload.get(self.user_key)
         return user if isinstance(user, dict) else None
+
+    def with_user(self, user: dict[str, Any]) -> dict[str, Any] | None:
+        """The payload with its learner record replaced (None when there is no payload)."""
+        if self.payload is None:
+            return None
+        return dict(user) if self.user_key == SELF else {**self.payload, self.user_key: user}
 
     @property
     def username(self) -> str | None:
@@ -214,7 +152,10 @@ def parse_time(value: Any) -> datetime:
         raise EventError(f"time {quote(value)} is not ISO-8601") from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise EventError(f"time {quote(value)} has no UTC offset")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before the first representable UTC time
+        raise EventError(f"time {quote(value)} is out of range in UTC") from None
 
 
 def _validation_reason(exc: ValidationError, key: str) -> str:
@@ -235,18 +176,19 @@ def _validation_reason(exc: ValidationError, key: str) -> str:
     return f"{where}: {err['msg']}"
 
 
-def _user_problem(payload: dict[str, Any]) -> str | None:
+def _user_problem(payload: dict[str, Any], user_key: str = "user") -> str | None:
     """Why this payload identifies no learner (the event is then dropped), or None."""
-    user = payload.get("user")
+    user = payload if user_key == SELF else payload.get(user_key)
     if user is None:
-        return "no user data"
+        return "no user data" if user_key == "user" else f"no user data ({user_key} missing)"
     if not isinstance(user, dict):
         return None  # a wrong shape is a rejection, reported by validation
+    where = f"{user_key}." if user_key else ""
     pii = user.get("pii")
     if pii is None:
-        return "no user data (user.pii missing)"
+        return f"no user data ({where}pii missing)"
     if isinstance(pii, dict) and pii.get("username") in (None, ""):
-        return "no username (user.pii.username missing)"
+        return f"no username ({where}pii.username missing)"
     return None
 
 
@@ -265,7 +207,26 @@ def parse_object(obj: Any, configured: frozenset[str], now: datetime) -> Event:
     """Classify one decoded JSON value: ok, ignored, dropped or rejected (with a reason)."""
     if not isinstance(obj, dict):
         return Event(None, None, None, None, "rejected", f"not an object ({type(obj).__name__})")
+    if _nests_deeper(obj, MAX_DEPTH):
+        return Event(None, None, None, None, "rejected", f"nested deeper than {MAX_DEPTH} levels")
     return _classify(obj, configured, now)
+
+
+#: Deepest nesting of objects and arrays an event may have (a valid one has 5 levels). Checked
+#: without recursion before anything recursive (the checks, validation, hashing) walks it, so
+#: how deep the caller's stack already is cannot turn a line into a RecursionError.
+MAX_DEPTH = 64
+
+
+def _nests_deeper(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node
+        if depth > limit:
+            return True
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
 
 
 def _classify(obj: dict[str, Any], configured: frozenset[str], now: datetime) -> Event:
@@ -302,13 +263,15 @@ def _classify(obj: dict[str, Any], configured: frozenset[str], now: datetime) ->
             )
         if not isinstance(record, dict):
             raise EventError(f"{spec.data_key} is not an object")
-        dropped = _user_problem(record)
+        dropped = _user_problem(record, spec.user_key)
         if dropped:
-            rest = {k: v for k, v in record.items() if k != "user"}
-            _validate(spec, rest, partial=True)
-            return Event(ref_id, event_type, time, None, "dropped", dropped)
+            if spec.user_key != SELF:
+                rest = {k: v for k, v in record.items() if k != spec.user_key}
+                _validate(spec, rest, partial=True)
+            return Event(ref_id, event_type, time, None, "dropped", dropped,
+                         user_key=spec.user_key)
         payload = _validate(spec, record, partial=False)
-        return Event(ref_id, event_type, time, payload, "ok")
+        return Event(ref_id, event_type, time, payload, "ok", user_key=spec.user_key)
     except EventError as exc:
         etype = event_type if isinstance(event_type, str) and unstorable(event_type) is None \
             else None
@@ -320,7 +283,8 @@ def _validate(spec: EventSpec, record: dict[str, Any], *, partial: bool) -> dict
         model = spec.record.model_validate(record)
     except ValidationError as exc:
         if partial:
-            errors = [e for e in exc.errors(include_url=False) if e["loc"][:1] != ("user",)]
+            errors = [e for e in exc.errors(include_url=False)
+                      if e["loc"][:1] != (spec.user_key,)]
             if not errors:
                 return {}
         raise EventError(_validation_reason(exc, spec.data_key)) from None

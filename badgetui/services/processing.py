@@ -632,9 +632,9 @@ def _storable(event: Event) -> Event:
         return event
     payload = event.payload
     if payload is not None and username is not None and "\x00" in username:
-        user = payload["user"]
-        payload = {**payload, "user": {**user, "pii": {**user["pii"],
-                                                        "username": pg_text(username)}}}
+        user = event.user or {}
+        payload = event.with_user({**user, "pii": {**user["pii"],
+                                                   "username": pg_text(username)}})
     return replace(event, id=pg_text(event.id), payload=payload)
 
 

@@ -30,6 +30,7 @@ import redis
 from peewee import DatabaseError
 
 from badgetui.domain.events import OUTCOMES, Event
+from badgetui.services.bus import diagnostics
 from badgetui.services.bus.config import (
     DB_TRANSIENT,
     MAX_BACKOFF,
@@ -40,6 +41,7 @@ from badgetui.services.bus.config import (
     log,
 )
 from badgetui.services.bus.entries import (
+    KNOWN_MINOR,
     ORIGIN,
     MalformedEntry,
     StreamId,
@@ -98,6 +100,8 @@ class ConsumerStats:
     retried: int = 0
     published: int = 0
     reconnects: int = 0
+    #: Entries of a newer minor version than ours, read with the known fields.
+    newer: int = 0
     #: Seconds spent waiting for an earlier entry held by another consumer.
     waited: float = 0.0
 
@@ -111,6 +115,7 @@ class ConsumerStats:
         out.update(awarded=self.awarded, revoked=self.revoked, acked=self.acked,
                    dead_lettered=self.dead_lettered, retried=self.retried,
                    published=self.published, reconnects=self.reconnects,
+                   newer_minor=self.newer,
                    waited_ms=round(self.waited * 1000))
         return out
 
@@ -154,6 +159,7 @@ class BusConsumer:
         self.publisher = publisher
         self.drain = drain
         self.monotonic = monotonic
+        diagnostics.refuse_without_schema(intake.configured)
         self.stats = ConsumerStats()
         self.source = f"redis:{config.stream}"
         self._consumer_b = config.consumer.encode()
@@ -176,6 +182,10 @@ class BusConsumer:
         self._db_wait_until = 0.0
         self._lost = 0
         self._publish_due = 0.0
+        #: Whether the stream has been checked for being the wrong one (diagnostics).
+        self._stream_checked = False
+        #: (event type, minor version) pairs newer than ours already logged.
+        self._newer_seen: set[tuple[str, int]] = set()
 
     # -- the loop --------------------------------------------------------------------------
     def run(self) -> ConsumerStats:
@@ -209,6 +219,7 @@ class BusConsumer:
 
     def _setup(self) -> None:
         start = "0" if self._recreate else self.config.start
+        created = not self._stream_checked and not self.client.exists(self.config.stream)
         try:
             self.client.xgroup_create(self.config.stream, self.config.group, id=start,
                                       mkstream=True)
@@ -218,6 +229,9 @@ class BusConsumer:
             if "BUSYGROUP" not in str(exc):
                 raise
             # The group exists: its position is the operator's, never ours to move.
+        if created:
+            diagnostics.warn_created(self.client, self.config)
+            self._stream_checked = True
         self._recreate = False
         self._ready = True
         self._phase = "pending"
@@ -247,7 +261,7 @@ class BusConsumer:
             self._next_claim = self.monotonic() + self.config.claim_timeout
             return True
         if now >= self._next_lag:
-            self._check_lag()
+            self._lost = diagnostics.check_lag(self.client, self.config, self._lost)
             self._next_lag = now + self.config.lag_interval
         if self._held:
             moved = self._advance()
@@ -267,6 +281,9 @@ class BusConsumer:
             self._take(entries)
             self._advance()
             return True
+        if not self._stream_checked:
+            self._stream_checked = True
+            diagnostics.warn_if_empty(self.client, self.config)
         self._publish(idle=True)
         return not (self.drain and not self._held)
 
@@ -504,7 +521,17 @@ class BusConsumer:
             meta = {"id": raw_id.decode("utf-8", "replace") if raw_id else None,
                     "event_type": event_type}
             return self.intake.parse_object({"metadata": meta, "data": None})
-        return self.intake.parse_object(entry_envelope(entry.fields))
+        return self.intake.parse_object(entry_envelope(entry.fields, self._newer))
+
+    def _newer(self, event_type: str, minor: int, extra: int) -> None:
+        """Counted always, logged once per type and version."""
+        self.stats.newer += 1
+        if (event_type, minor) in self._newer_seen:
+            return
+        self._newer_seen.add((event_type, minor))
+        log.warning("%s minor version %d is newer than the %d badgetui knows: read with the "
+                    "known fields (%d bytes beyond them ignored in the first entry)",
+                    event_type, minor, KNOWN_MINOR, extra)
 
     def _rejected(self, entry: _Entry, reason: str) -> Event:
         """The intake-log record of a malformed entry (the entry itself goes to the DLQ)."""
@@ -648,37 +675,3 @@ class BusConsumer:
         except DB_TRANSIENT as exc:
             log.warning("publish: database: %s", exc)
             close_quietly()
-
-    def _check_lag(self) -> None:
-        """Warn when the group falls behind the stream's MAXLEN, and loudly when entries were
-        trimmed before the group read them (they are lost to it)."""
-        try:
-            groups = self.client.xinfo_groups(self.config.stream)
-            info = self.client.xinfo_stream(self.config.stream)
-        except redis.ResponseError:
-            return
-        mine = next((g for g in groups if g.get("name") == self.config.group.encode()), None)
-        if mine is None:
-            return
-        length = int(info.get("length", 0))
-        lag = mine.get("lag")
-        if lag is not None:
-            # Redis 7 counts the group's unread entries even when they are gone: any beyond
-            # the stream's length were trimmed (or deleted) before the group read them.
-            lost = max(int(lag) - length, 0)
-        else:
-            delivered = mine.get("last-delivered-id") or b"0-0"
-            first = info.get("first-entry")
-            behind = bool(first) and (0, 0) < id_key(delivered) < id_key(first[0])
-            lost = 1 if behind else 0
-        if lost > self._lost:
-            log.error("ENTRIES LOST: stream %s was trimmed past what group %s had read "
-                      "(%s entries); raise MAXLEN or add consumers", self.config.stream,
-                      self.config.group, lost if lag is not None else "some")
-        self._lost = lost
-        lag = length if lag is None else int(lag)
-        if lag >= 0.8 * self.config.maxlen:
-            log.warning("group %s is %d entries behind on %s (MAXLEN ~ %d): entries will be "
-                        "trimmed before they are read", self.config.group, lag,
-                        self.config.stream, self.config.maxlen)
-

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Final
 
 from badgetui.domain import avro
-from badgetui.domain.events import EVENT_SPECS
+from badgetui.domain.events import EVENT_SPECS, quote
 from badgetui.services.bus.config import FIELDS, SOURCE, SOURCELIB
 from badgetui.services.common import iso
 from badgetui.store.models import OutgoingEvent
+
+#: The minor version of every schema badgetui holds: upstream's signals are all at 0 (11.2.0);
+#: openedx-events bumps it when it appends optional fields.
+KNOWN_MINOR: Final = 0
 
 
 class MalformedEntry(ValueError):
@@ -39,18 +44,35 @@ def utc_time(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise MalformedEntry(f"time {text!r} is not ISO-8601") from None
+        raise MalformedEntry(f"time {quote(text)} is not ISO-8601") from None
     offset = moment.utcoffset()
     if offset is None:
-        raise MalformedEntry(f"time {text!r} has no offset")
+        raise MalformedEntry(f"time {quote(text)} has no offset")
     if offset.total_seconds() != 0:
-        raise MalformedEntry(f"time {text!r} is not UTC")
+        raise MalformedEntry(f"time {quote(text)} is not UTC")
     return moment
 
 
-def entry_envelope(fields: dict[bytes, bytes]) -> dict[str, Any]:
+def entry_minor(fields: dict[bytes, bytes]) -> int:
+    """The entry's `minorversion` (a non-negative integer, as text)."""
+    text = _text(fields, "minorversion").strip()
+    if not text.isdigit() or len(text) > 9:
+        raise MalformedEntry(f"field minorversion {quote(text)} is not a non-negative integer")
+    return int(text)
+
+
+#: Told (event type, minor version, bytes beyond the known fields) for each newer entry.
+NewerHook = Callable[[str, int, int], None]
+
+
+def entry_envelope(fields: dict[bytes, bytes], on_newer: NewerHook | None = None
+                   ) -> dict[str, Any]:
     """The JSON envelope intake reads (formats.md, openedx-events.md §5) from a stream entry:
-    `id = metadata.id`, `event_type = type`, `time = metadata.time`, `data` the decoded Avro."""
+    `id = metadata.id`, `event_type = type`, `time = metadata.time`, `data` the decoded Avro.
+
+    An entry of a newer minor version than ours is read with the fields we know (what the
+    compatibility rules of openedx-events allow a minor version to add are optional fields at
+    the end); one that still does not decode is malformed, its version in the reason."""
     meta = {name: _text(fields, name) for name in FIELDS[:-1]}
     if not meta["id"].strip():
         raise MalformedEntry("field id is empty")
@@ -60,11 +82,18 @@ def entry_envelope(fields: dict[bytes, bytes]) -> dict[str, Any]:
         raise MalformedEntry("field event_data is missing")
     event_type = entry_type(fields)
     if not avro.has_schema(event_type):
-        raise MalformedEntry(f"no Avro schema for {event_type}")
+        raise MalformedEntry(f"no Avro schema for {quote(event_type)}")
+    minor = entry_minor(fields)
+    version = f"minor version {minor}" + (
+        f", newer than the {KNOWN_MINOR} badgetui knows" if minor > KNOWN_MINOR else "")
     try:
-        data = avro.decode(event_type, raw)
+        data, left = avro.decode_prefix(event_type, raw)
     except avro.AvroDecodeError as exc:
-        raise MalformedEntry(f"event_data: {exc}") from None
+        raise MalformedEntry(f"event_data ({version}): {exc}") from None
+    if left and minor <= KNOWN_MINOR:
+        raise MalformedEntry(f"event_data ({version}): {left} bytes left after the Avro record")
+    if minor > KNOWN_MINOR and on_newer is not None:
+        on_newer(event_type, minor, left)
     meta["event_type"] = meta.pop("type")
     return {"metadata": meta, "data": data}
 
