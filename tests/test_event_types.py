@@ -18,6 +18,7 @@ from badgetui.domain import avro
 from badgetui.domain.event_records import EVENT_SPECS, SELF
 from badgetui.domain.events import parse_object
 from badgetui.services.bus import BusConsumer
+from badgetui.services.config_io import ConfigImportError
 from badgetui.store.models import Badge, IntakeRecord
 from tests.bus_helpers import bus_config, bus_env, consumer_process, entry, redis_or_skip
 from tests.helpers import DEMO, config_text, requirement, rule, template_config
@@ -255,3 +256,28 @@ def _now() -> Any:
     from datetime import UTC, datetime
 
     return datetime(2026, 11, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("event_type", ALL_TYPES)
+def test_the_rule_editor_suggests_each_types_key_paths(services, event_type):
+    offered = dict(services.editor.key_paths(event_type))
+    assert rules(event_type)["path"] in offered
+    user_key = EVENT_SPECS[event_type].user_key
+    username = "pii.username" if user_key == SELF else f"{user_key}.pii.username"
+    assert offered[username] == "str"
+
+
+def test_rules_under_a_map_are_known_to_lint_and_match(make_services, synced):
+    forum = f"{T}forum.thread.created.v1"
+    services = make_services(events=(forum,))
+    synced("t0")
+    services.config.import_text(config_text(template_config("t0", [
+        requirement("r", rule("discussion.id", "d1"), event_type=forum)])))
+    assert dict(services.editor.key_paths(forum))["options"] == "dict"
+    assert [f for f in services.config.lint() if f.level == "error"] == []
+    with pytest.raises(ConfigImportError, match=r"rule on 'no_such\.key', which"):
+        services.config.import_text(config_text(template_config("t0", [
+            requirement("r", rule("discussion.id", "d1"), rule("no_such.key", "1"),
+                        event_type=forum)])))
+    services.intake.ingest_lines([json.dumps(events_for(forum)[0])], "file")
+    assert awards() == [("t0", "ada")]

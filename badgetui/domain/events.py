@@ -10,7 +10,8 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Final, Literal, get_args, get_origin
+from types import UnionType
+from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -331,12 +332,22 @@ def payload_paths(record: type[BaseModel], prefix: str = "") -> dict[str, type]:
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             paths.update(payload_paths(annotation, path + "."))
             continue
-        args = [a for a in get_args(annotation) if a is not type(None)]
-        base = args[0] if args else annotation
+        base = annotation
+        if get_origin(base) in (Union, UnionType):  # T | None
+            base = next(a for a in get_args(base) if a is not type(None))
         if get_origin(base) is Annotated:
             base = get_args(base)[0]
+        base = get_origin(base) or base  # dict[str, str] -> dict: a map, keyed below the path
         paths[path] = base if isinstance(base, type) else object
     return paths
+
+
+def has_path(paths: dict[str, type], path: str) -> bool:
+    """Whether a rule's key path exists: a leaf, or a key under a map (`options.followed`)."""
+    if path in paths:
+        return True
+    parts = path.split(".")
+    return any(paths.get(".".join(parts[:n])) is dict for n in range(1, len(parts)))
 
 
 def event_paths(event_type: str) -> dict[str, type] | None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from badgetui.domain.config import RuleConfig, TemplateConfig
-from badgetui.domain.events import event_paths
+from badgetui.domain.events import event_paths, has_path
 from badgetui.domain.rules import BOOLEAN_WORDS, canonical
 
 Level = Literal["error", "warning"]
@@ -30,12 +30,12 @@ def _rule_findings(
     for rule in rules:
         if paths is None:
             continue
-        if rule.path not in paths:
+        if not has_path(paths, rule.path):
             yield "error", f"{where}: rule on {rule.path!r}, which {event_type} does not have"
             continue
         if rule.path in ignored:
             yield "warning", f"{where}: rule on ignored key path {rule.path!r}"
-        if paths[rule.path] is bool and rule.value not in BOOLEAN_WORDS:
+        if paths.get(rule.path) is bool and rule.value not in BOOLEAN_WORDS:
             yield "error", (
                 f"{where}: {rule.path} is a boolean but the rule compares it with {rule.value!r}"
                 " (use true/false)"
@@ -66,9 +66,9 @@ def _unreachable(event_type: str, rules: list[RuleConfig]) -> str | None:
     if paths is None:
         return None
     for rule in rules:
-        if rule.path not in paths:
+        if not has_path(paths, rule.path):
             return f"{rule.path} is never present in {event_type}"
-        if paths[rule.path] is bool and rule.op == "eq" and rule.value not in BOOLEAN_WORDS:
+        if paths.get(rule.path) is bool and rule.op == "eq" and rule.value not in BOOLEAN_WORDS:
             return f"{rule.path} is a boolean and never equals {rule.value!r}"
     return None
 
