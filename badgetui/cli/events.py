@@ -112,8 +112,11 @@ def cmd_events_consume(args: argparse.Namespace) -> int:
     publisher = None
     if args.publish:
         publisher = BusPublisher(client, config.stream, services.clock, maxlen=config.maxlen)
-    consumer = BusConsumer(services.intake, config, services.clock, client=client, stop=stop,
-                           publisher=publisher, drain=args.drain)
+    try:
+        consumer = BusConsumer(services.intake, config, services.clock, client=client,
+                               stop=stop, publisher=publisher, drain=args.drain)
+    except ValueError as exc:  # a configured type without a schema: refused at start-up
+        raise CliError(str(exc)) from None
     print(f"consuming {config.stream} as {config.group}/{config.consumer} "
           f"(dead letters to {config.dlq_stream})", file=sys.stderr, flush=True)
     delivery = BackgroundDelivery(services.delivery) if args.deliver else None
@@ -211,6 +214,8 @@ def register(sub: Any) -> None:
                    help="publish what is waiting and exit (default: keep polling)")
     json_flag(p)
     p.set_defaults(handler=cmd_events_publish)
+    from badgetui.cli import dlq
+    dlq.register(events)
 
     p = sub.add_parser("deliver", help="run queued issue/revoke jobs until none is due")
     p.add_argument("--retry-failed", action="store_true", help="requeue failed jobs first")

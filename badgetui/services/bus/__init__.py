@@ -32,7 +32,8 @@ from badgetui.services.bus.config import (
     BusConfig,
     connect,
 )
-from badgetui.services.bus.consumer import BusConsumer, ConsumerStats
+from badgetui.services.bus.consumer import BusConsumer
+from badgetui.services.bus.dlq import DeadLetters
 from badgetui.services.bus.entries import (
     MalformedEntry,
     entry_envelope,
@@ -41,6 +42,7 @@ from badgetui.services.bus.entries import (
     utc_time,
 )
 from badgetui.services.bus.publisher import BusPublisher
+from badgetui.services.bus.stats import ConsumerStats
 from badgetui.services.bus.watermark import (
     lock_watermark,
     read_watermark,
@@ -51,7 +53,8 @@ from badgetui.services.bus.workers import BackgroundDelivery
 
 __all__ = [
     "DB_TRANSIENT", "FIELDS", "REDIS_TRANSIENT", "SOURCE", "SOURCELIB", "BackgroundDelivery",
-    "BusConfig", "BusConsumer", "BusPublisher", "ConsumerStats", "MalformedEntry", "connect",
+    "BusConfig", "BusConsumer", "BusPublisher", "ConsumerStats", "DeadLetters", "MalformedEntry",
+    "connect",
     "entry_envelope", "entry_type", "lock_watermark", "outgoing_fields", "read_watermark",
     "utc_time", "watermark_keys", "write_watermark",
 ]

@@ -21,15 +21,14 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 import redis
 from peewee import DatabaseError
 
-from badgetui.domain.events import OUTCOMES, Event
+from badgetui.domain.events import Event
 from badgetui.services.bus import diagnostics
 from badgetui.services.bus.config import (
     DB_TRANSIENT,
@@ -40,24 +39,25 @@ from badgetui.services.bus.config import (
     connect,
     log,
 )
+from badgetui.services.bus.dlq import move_to_dlq
 from badgetui.services.bus.entries import (
     KNOWN_MINOR,
     ORIGIN,
     MalformedEntry,
     StreamId,
-    entry_envelope,
-    entry_type,
+    entry_event,
     id_key,
     id_text,
 )
 from badgetui.services.bus.publisher import BusPublisher
+from badgetui.services.bus.stats import ConsumerStats
 from badgetui.services.bus.watermark import (
     lock_watermark,
     read_watermark,
     watermark_keys,
     write_watermark,
 )
-from badgetui.services.common import Clock, in_transaction, iso
+from badgetui.services.common import Clock, in_transaction
 from badgetui.services.intake import IntakeService
 from badgetui.services.processing import BatchResult
 
@@ -88,36 +88,6 @@ class _Entry:
 
     def __post_init__(self) -> None:
         self.key = id_key(self.id)
-
-
-@dataclass(slots=True)
-class ConsumerStats:
-    counts: Counter[str] = field(default_factory=Counter)
-    awarded: int = 0
-    revoked: int = 0
-    acked: int = 0
-    dead_lettered: int = 0
-    retried: int = 0
-    published: int = 0
-    reconnects: int = 0
-    #: Entries of a newer minor version than ours, read with the known fields.
-    newer: int = 0
-    #: Seconds spent waiting for an earlier entry held by another consumer.
-    waited: float = 0.0
-
-    def add(self, result: BatchResult) -> None:
-        self.counts.update(result.counts)
-        self.awarded += result.awarded
-        self.revoked += result.revoked
-
-    def as_dict(self) -> dict[str, int]:
-        out = {name: self.counts.get(name, 0) for name in OUTCOMES}
-        out.update(awarded=self.awarded, revoked=self.revoked, acked=self.acked,
-                   dead_lettered=self.dead_lettered, retried=self.retried,
-                   published=self.published, reconnects=self.reconnects,
-                   newer_minor=self.newer,
-                   waited_ms=round(self.waited * 1000))
-        return out
 
 
 class BusConsumer:
@@ -514,14 +484,7 @@ class BusConsumer:
         return failed, results, mark
 
     def _event(self, entry: _Entry) -> Event:
-        event_type = entry_type(entry.fields)
-        if event_type not in self.intake.configured:
-            # Acknowledged and recorded as ignored, without decoding (badge events included).
-            raw_id = entry.fields.get(b"id")
-            meta = {"id": raw_id.decode("utf-8", "replace") if raw_id else None,
-                    "event_type": event_type}
-            return self.intake.parse_object({"metadata": meta, "data": None})
-        return self.intake.parse_object(entry_envelope(entry.fields, self._newer))
+        return entry_event(self.intake, entry.fields, self._newer)
 
     def _newer(self, event_type: str, minor: int, extra: int) -> None:
         """Counted always, logged once per type and version."""
@@ -643,19 +606,8 @@ class BusConsumer:
 
     def _dead_letter(self, entry: _Entry, reason: str) -> None:
         """One MULTI: the entry (all its fields, plus why) to the DLQ, and its XACK."""
-        fields: dict[bytes, bytes] = dict(entry.fields)
-        fields.update({
-            b"dlq_reason": reason.encode(),
-            b"dlq_stream_id": entry.id,
-            b"dlq_attempts": str(entry.attempts).encode(),
-            b"dlq_group": self.config.group.encode(),
-            b"dlq_consumer": self._consumer_b,
-            b"dlq_time": (iso(self.clock()) or "").encode(),
-        })
-        pipe = self.client.pipeline(transaction=True)
-        pipe.xadd(self.config.dlq_stream, fields)
-        pipe.xack(self.config.stream, self.config.group, entry.id)
-        pipe.execute()
+        move_to_dlq(self.client, self.config, entry.id, entry.fields, reason=reason,
+                    attempts=entry.attempts, now=self.clock())
         self._held.pop(entry.id, None)
         self.stats.dead_lettered += 1
         log.error("entry %s moved to %s: %s", entry.id.decode(), self.config.dlq_stream, reason)

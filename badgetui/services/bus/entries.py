@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from badgetui.domain import avro
 from badgetui.domain.events import EVENT_SPECS, quote
 from badgetui.services.bus.config import FIELDS, SOURCE, SOURCELIB
 from badgetui.services.common import iso
 from badgetui.store.models import OutgoingEvent
+
+if TYPE_CHECKING:
+    from badgetui.domain.events import Event
+    from badgetui.services.intake import IntakeService
 
 #: The minor version of every schema badgetui holds: upstream's signals are all at 0 (11.2.0);
 #: openedx-events bumps it when it appends optional fields.
@@ -96,6 +100,20 @@ def entry_envelope(fields: dict[bytes, bytes], on_newer: NewerHook | None = None
         on_newer(event_type, minor, left)
     meta["event_type"] = meta.pop("type")
     return {"metadata": meta, "data": data}
+
+
+def entry_event(intake: IntakeService, fields: dict[bytes, bytes],
+                on_newer: NewerHook | None = None) -> Event:
+    """The event an entry is, for the consumer and a dead-letter replay alike: a type that is
+    not configured is ignored without decoding (badge events included); any other goes through
+    the envelope (MalformedEntry if it is not one)."""
+    event_type = entry_type(fields)
+    if event_type not in intake.configured:
+        raw_id = fields.get(b"id")
+        meta = {"id": raw_id.decode("utf-8", "replace") if raw_id else None,
+                "event_type": event_type}
+        return intake.parse_object({"metadata": meta, "data": None})
+    return intake.parse_object(entry_envelope(fields, on_newer))
 
 
 def outgoing_fields(row: OutgoingEvent, host: str) -> dict[str, bytes]:
