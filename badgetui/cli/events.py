@@ -25,15 +25,18 @@ from badgetui.domain.events import OUTCOMES
 def cmd_events_ingest(args: argparse.Namespace) -> int:
     services = open_services(args)
     name = "stdin" if args.file == "-" else args.file
+    from badgetui.services.lines import read_lines  # bounded lines, strict UTF-8
+
     with ExitStack() as stack:
         if args.file == "-":
-            stream: Iterable[str] = sys.stdin
+            raw = getattr(sys.stdin, "buffer", None)  # None: a text stream put in its place
+            stream: Iterable[Any] = sys.stdin if raw is None else read_lines(raw)
         else:
             path = Path(args.file)
             if not path.is_file():
                 raise CliError(f"cannot read {args.file}: no such file")
             try:
-                stream = stack.enter_context(path.open(encoding="utf-8", errors="replace"))
+                stream = read_lines(stack.enter_context(path.open("rb")))
             except OSError as exc:
                 raise CliError(f"cannot read {args.file}: {exc.strerror}") from None
 

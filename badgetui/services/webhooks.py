@@ -34,6 +34,8 @@ from badgetui.store.models import Badge, ProviderAccount, Template
 
 WEBHOOK_PATH = "/badges/credly/webhook/"
 MAX_BODY = 64 * 1024
+#: Longest `id`, `organization_id` or `event_type` accepted (Credly's are UUIDs and short names).
+MAX_FIELD = 255
 TEMPLATE_EVENTS = ("badge_template.created", "badge_template.changed", "badge_template.deleted")
 #: Credly's docs spell the state change `badge.state.changed`; `badge.state_changed` is accepted
 #: too (seen in issue text, in no Credly source) since a missed event is worse than an alias.
@@ -81,12 +83,18 @@ class WebhookService:
             doc = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError):
             return Verdict(400, "body is not JSON")
+        except RecursionError:
+            return Verdict(400, "body is not JSON (nested too deeply)")
         if not isinstance(doc, dict):
             return Verdict(400, "body is not a JSON object")
         missing = [k for k in ("id", "organization_id", "event_type")
                    if not isinstance(doc.get(k), str) or not doc.get(k)]
         if missing:
             return Verdict(400, f"missing {', '.join(missing)}")
+        bad = [k for k in ("id", "organization_id", "event_type") if not _plain(doc[k])]
+        if bad:
+            return Verdict(400, f"{', '.join(bad)} must be printable text of at most "
+                                f"{MAX_FIELD} characters")
         if doc["event_type"] not in HANDLED_EVENTS:
             log.info("webhook event %s of type %s ignored", doc["id"], doc["event_type"])
             return Verdict(200, "ignored")
@@ -226,6 +234,12 @@ class WebhookService:
         return "deactivated" if deactivate else "updated"
 
 
+def _plain(value: str) -> bool:
+    """Whether a body field can be looked up and sent back to Credly as it is: not too long, no
+    control characters, no lone surrogates (which no database or URL can carry)."""
+    return len(value) <= MAX_FIELD and value.isprintable()  # surrogates are not printable
+
+
 def _note(row: Badge, change: BadgeChange) -> str | None:
     """The one-line last_error for a badge Credly took away while it is awarded here, else None
     (leave last_error as it is). A badge revoked here and at Credly needs no note."""
@@ -246,7 +260,7 @@ def _note(row: Badge, change: BadgeChange) -> str | None:
 def webhook_app(service: WebhookService) -> Starlette:
     async def receive(request: Request) -> JSONResponse:
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > MAX_BODY:
+        if declared and declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY:
             return Verdict(413, f"body over {MAX_BODY} bytes").response()
         body = b""
         async for chunk in request.stream():

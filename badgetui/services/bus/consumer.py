@@ -318,6 +318,9 @@ class BusConsumer:
                 except MalformedEntry as exc:
                     entry.malformed = str(exc)
                     entry.event = self._rejected(entry, str(exc))
+                except Exception as exc:  # a decoder bug must not stop the stream: malformed
+                    entry.malformed = f"cannot be read ({exc!r})"[:300]
+                    entry.event = self._rejected(entry, entry.malformed)
             self._held[entry.id] = entry
 
     def _waiting(self) -> bool:

@@ -60,7 +60,7 @@ def utc_time(text: str) -> datetime:
 def entry_minor(fields: dict[bytes, bytes]) -> int:
     """The entry's `minorversion` (a non-negative integer, as text)."""
     text = _text(fields, "minorversion").strip()
-    if not text.isdigit() or len(text) > 9:
+    if not (text.isascii() and text.isdigit()) or len(text) > 9:  # "²".isdigit() too
         raise MalformedEntry(f"field minorversion {quote(text)} is not a non-negative integer")
     return int(text)
 

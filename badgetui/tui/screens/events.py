@@ -20,6 +20,7 @@ from textual.worker import get_current_worker
 
 from badgetui.domain.events import OUTCOMES
 from badgetui.services.intake import IngestReport
+from badgetui.services.lines import read_lines
 from badgetui.services.queries import count_intake, intake_detail, list_intake
 from badgetui.tui.errors import one_line
 from badgetui.tui.screens.form_parts import short_event
@@ -139,8 +140,8 @@ class IngestScreen(ModalScreen[None]):
             def progressed(report: IngestReport) -> None:
                 self.post_message(self.Progressed(report.total, total))
 
-            with path.open(encoding="utf-8", errors="replace") as handle:
-                report = services.intake.ingest_lines(handle, path.name,
+            with path.open("rb") as handle:  # as `events ingest` reads: bounded, strict UTF-8
+                report = services.intake.ingest_lines(read_lines(handle), path.name,
                                                       on_progress=progressed)
         except Exception as exc:  # one line in the dialog, whatever went wrong
             self.post_message(self.Finished(None, one_line(exc)))

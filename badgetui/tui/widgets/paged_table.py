@@ -23,6 +23,7 @@ from textual.worker import get_current_worker
 
 from badgetui.tui.messages import DataChanged
 from badgetui.tui.widgets.pane import Pane
+from badgetui.tui.widgets.table import LiveTable
 from badgetui.tui.widgets.template_select import TemplateSelect
 
 PAGE = 200
@@ -80,7 +81,7 @@ class PagedTablePane(Pane):
         with Horizontal(classes="toolbar"):
             yield Input(placeholder=self.PLACEHOLDER, id="text")
             yield from self.compose_filters()
-        table: DataTable[Any] = DataTable(cursor_type="row", zebra_stripes=True)
+        table: DataTable[Any] = LiveTable(cursor_type="row", zebra_stripes=True)
         yield table
         yield Static("", classes="pager")
 
