@@ -127,6 +127,8 @@ def cmd_events_consume(args: argparse.Namespace) -> int:
         delivery.start()
     try:
         stats = consumer.run()
+    except ValueError as exc:  # --start group:NAME naming no group of the stream
+        raise CliError(str(exc)) from None
     finally:
         if delivery and args.drain and not stop.is_set():
             delivery.finish(services.settings.delivery_stall)
@@ -200,7 +202,9 @@ def register(sub: Any) -> None:
     p.add_argument("--consumer", help="consumer name, unique per process and stable across "
                                       "restarts (default: the host name)")
     p.add_argument("--start", metavar="ID", help="where a brand-new group starts: $ (default), "
-                                                 "0 (everything retained) or an entry id")
+                                                 "0 (everything retained), an entry id, or "
+                                                 "group:NAME (where another group, e.g. Open "
+                                                 "edX Credentials', stands: a take-over)")
     p.add_argument("--publish", action="store_true",
                    help="also publish badge.awarded/revoked events from the outbox")
     p.add_argument("--deliver", action="store_true",

@@ -19,6 +19,7 @@ from badgetui.services.config_io import ConfigService
 from badgetui.services.delivery import DeliveryService
 from badgetui.services.editor import EditorService
 from badgetui.services.intake import IntakeService
+from badgetui.services.migrate import MigrationService
 from badgetui.services.processing import Processor
 from badgetui.services.reconcile import ReconcileService
 from badgetui.services.sync import SyncService
@@ -55,6 +56,7 @@ class Services:
     editor: EditorService
     badges: BadgeActions
     reconcile: ReconcileService
+    migrate: MigrationService
 
     @classmethod
     def open(
@@ -70,6 +72,7 @@ class Services:
         templates = TemplateService(clock)
         config = ConfigService(clock, settings.events, settings.ignored_paths)
         accounts = AccountService(clock, connections, templates)
+        badges = BadgeActions(clock)
         return cls(
             settings=settings,
             database=database,
@@ -84,8 +87,9 @@ class Services:
             delivery=DeliveryService(clock, connections, settings),
             webhooks=WebhookService(clock, connections),
             editor=EditorService(clock, config, sandbox=settings.use_sandbox),
-            badges=BadgeActions(clock),
+            badges=badges,
             reconcile=ReconcileService(clock, connections, templates),
+            migrate=MigrationService(clock, config, badges),
         )
 
     def status(self) -> dict[str, object]:

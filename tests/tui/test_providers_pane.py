@@ -55,14 +55,20 @@ class Console:
         return str(self.app.screen.query_one(selector, Static).render())
 
 
-@pytest.fixture
-async def console(tmp_path, clock) -> AsyncIterator[Console]:
+def make_console(tmp_path, clock) -> Console:
+    """The console on a new database over the in-process emulator."""
     emulator = Emulator(sandbox_seed(), clock=clock, rng_seed=1)
     settings = Settings(db=str(tmp_path / "t.db"), credly_api_url="http://sandbox/credly/v1/",
                         accredible_api_url="http://sandbox/accredible/v1/", provider_timeout=2)
     app = make_app(settings, transport=emulator.transport(), clock=clock)
-    yield Console(app, app.services, emulator, [])
-    app.services.close()
+    return Console(app, app.services, emulator, [])
+
+
+@pytest.fixture
+async def console(tmp_path, clock) -> AsyncIterator[Console]:
+    made = make_console(tmp_path, clock)
+    yield made
+    made.services.close()
 
 
 async def settle(pilot: Any) -> None:

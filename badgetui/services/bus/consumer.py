@@ -188,7 +188,7 @@ class BusConsumer:
         return self.stats
 
     def _setup(self) -> None:
-        start = "0" if self._recreate else self.config.start
+        start = "0" if self._recreate else diagnostics.group_start(self.client, self.config)
         created = not self._stream_checked and not self.client.exists(self.config.stream)
         try:
             self.client.xgroup_create(self.config.stream, self.config.group, id=start,

@@ -109,3 +109,43 @@ def check_lag(client: redis.Redis, config: BusConfig, lost_before: int) -> int:
                     "trimmed before they are read", config.group, lag, config.stream,
                     config.maxlen)
     return lost
+
+
+def _text(value: object) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _before(entry_id: str) -> str:
+    """The stream id just before `entry_id` (a group created there delivers it next)."""
+    ms, _, seq = entry_id.partition("-")
+    if int(seq or 0) > 0:
+        return f"{ms}-{int(seq) - 1}"
+    return f"{int(ms) - 1}-18446744073709551615" if int(ms) > 0 else "0"
+
+
+def group_start(client: redis.Redis, config: BusConfig) -> str:
+    """Where a new group starts. `group:NAME` takes over from another consumer group (Open edX
+    Credentials' after a migration): just before its oldest pending entry (delivered to it but
+    perhaps never processed), else at its last delivered id, so no event is missed; one
+    processed twice (pending, not acked) changes nothing a migration imported."""
+    start = config.start
+    if not start.startswith("group:"):
+        return start
+    name = start.removeprefix("group:")
+    try:
+        groups = {_text(g["name"]): g for g in client.xinfo_groups(config.stream)}
+    except redis.ResponseError:
+        groups = {}
+    if config.group in groups:
+        return start  # ours exists: its position is kept, nothing to resolve
+    if name not in groups:
+        known = ", ".join(sorted(groups)) or "none"
+        raise ValueError(f"--start {start}: stream {config.stream} has no consumer group "
+                         f"{name} (its groups: {known})")
+    pending = client.xpending(config.stream, name)
+    if pending.get("pending"):
+        oldest = _text(pending["min"])
+        log.info("group %s has %d pending entries: starting before the oldest, %s", name,
+                 pending["pending"], oldest)
+        return _before(oldest)
+    return _text(groups[name]["last-delivered-id"])

@@ -202,6 +202,9 @@ class ProvidersPane(Pane):
         Binding("R", "rotate", "Rotate key", id="providers.rotate",
                 tooltip="Rotate the selected Credly organization's API key through Credly "
                 "(the new key is checked before it replaces the old one)"),
+        Binding("m", "migrate", "Migrate", id="providers.migrate",
+                tooltip="Import a running Open edX Credentials site's badges: accounts, "
+                "templates, requirements, progress and badges (the source is only read)"),
     ]
 
     syncing: reactive[bool] = reactive(False, bindings=True)
@@ -320,7 +323,9 @@ class ProvidersPane(Pane):
         row = self.rows.get(self.selected) if self.selected is not None else None
         if row is None:
             detail.update("No provider accounts yet: press [b]a[/] to add a Credly organization "
-                          "or an Accredible configuration, then [b]s[/] to sync its templates."
+                          "or an Accredible configuration, then [b]s[/] to sync its templates.\n"
+                          "Running badges in Open edX Credentials? Press [b]m[/] to migrate its "
+                          "accounts, templates, learners' progress and badges in one step."
                           if not self.rows else "")
             return
         view = row.view
@@ -384,6 +389,11 @@ class ProvidersPane(Pane):
         return True
 
     # -- add / edit / remove --------------------------------------------------------------
+    def action_migrate(self) -> None:
+        from badgetui.tui.screens.migrate_dialog import MigrateScreen
+
+        self.app.push_screen(MigrateScreen())
+
     @on(Button.Pressed, "#providers-add")
     def action_add(self) -> None:
         self.app.push_screen(AccountFormScreen(), callback=self._account_saved)
