@@ -402,3 +402,26 @@ def test_the_consumer_takes_over_where_credentials_group_stands(services, source
         IntakeRecord.event_id.startswith("cut-"))) == ["cut-4", "cut-5", "cut-6"]
     with pytest.raises(ValueError, match="has no consumer group nope"):
         consume(services, stream, client=rds, start="group:nope", group="badgetui-2")
+
+
+def test_a_configuration_badgetui_refuses_is_a_finding_not_an_abort(services, tmp_path):
+    """An event type outside BADGETUI_EVENTS and an operator badgetui lacks: those templates
+    come in inactive without requirements, named with the reason; the rest is migrated."""
+    with sqlite_credentials(tmp_path / "refused.sqlite3") as db:
+        site = db.site()
+        org = db.organization(CREDLY_ORG, "Example Academy", CREDLY_KEY)
+        good = db.credly_template(site, org, T1, "Good")
+        db.rule(db.requirement(good, "A"), "is_passing", "true")
+        odd_type = db.credly_template(site, org, T2, "Unknown type")
+        db.rule(db.requirement(odd_type, "A", event_type="org.example.nothing.v1"), "x", "1")
+        odd_op = db.credly_template(site, org, T3, "Odd operator")
+        db.rule(db.requirement(odd_op, "A"), "grade", "0.8", operator="gte")
+        report = services.migrate.migrate_credentials(db.url, MigrationOptions()).as_dict()
+    found = findings(report)
+    assert found["config-skipped"][0].startswith(f"template {odd_op} (Odd operator): ")
+    assert "gte" in found["config-skipped"][0]
+    (refused,) = found["config-refused"]
+    assert refused.startswith(f"template {odd_type} (Unknown type): ")
+    assert "unknown event type org.example.nothing.v1" in refused
+    active = {t.external_id: (t.is_active, t.requirements.count()) for t in Template.select()}
+    assert active == {T1: (True, 1), T2: (False, 0), T3: (False, 0)}

@@ -46,9 +46,9 @@ class MigrationReport:
                            "active": t.active, "requirements": len(t.config.requirements),
                            "penalties": len(t.config.penalties)} for t in plan.templates],
             "source_counts": self.source_counts(),
-            "created": dict(applied.created),
-            "unchanged": dict(applied.unchanged),
-            "jobs": dict(applied.jobs),
+            "created": {k: v for k, v in applied.created.items() if v},
+            "unchanged": {k: v for k, v in applied.unchanged.items() if v},
+            "jobs": {k: v for k, v in applied.jobs.items() if v},
             "config_changes": applied.config_changes,
             "findings": [f.as_dict() for f in plan.findings],
         }

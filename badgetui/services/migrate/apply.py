@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,10 +27,8 @@ from badgetui.services.common import (
 )
 from badgetui.services.config_io import ConfigImportError, ConfigService
 from badgetui.services.migrate.plan import (
-    BadgeTarget,
     Finding,
     MigrationPlan,
-    ProgressTarget,
     TemplateTarget,
 )
 from badgetui.services.processing import recompute_progress
@@ -49,6 +48,8 @@ ACTOR = "migration"
 #: Fulfillments carry this instead of an event id: Credentials keeps none.
 FULFILLMENT_REF = "credentials:fulfillment:{}"
 BADGE_REF = "credentials:usercredential:{}"
+#: Rows per multi-row INSERT and ids per IN list (SQLite allows 32,766 parameters).
+CHUNK = 500
 
 
 class _Rollback(Exception):
@@ -152,36 +153,40 @@ class Applier:
         """Requirements, rules, penalties and activation through config import: the same
         checks and the same result as `config import` of the file `config export` shows. A
         template whose configuration is refused keeps none and stays inactive (a finding)."""
-        entries = []
-        for target in plan.templates:
-            try:
-                self.config.import_config(BadgeConfig(templates=[target.config]), dry_run=True)
-            except ConfigImportError as exc:
-                applied.skipped_configs.append(f"template {target.source_id} ({target.name}): "
-                                               + "; ".join(exc.problems))
-                continue
-            entries.append(target.config)
+        entries = [t.config for t in plan.templates]
+        try:  # all at once; only when something is refused, template by template
+            result = self.config.import_config(BadgeConfig(templates=entries))
+        except ConfigImportError:
+            entries = []
+            for target in plan.templates:
+                try:
+                    self.config.import_config(BadgeConfig(templates=[target.config]),
+                                              dry_run=True)
+                except ConfigImportError as exc:
+                    applied.skipped_configs.append(
+                        f"template {target.source_id} ({target.name}): "
+                        + "; ".join(exc.problems))
+                    continue
+                entries.append(target.config)
+            result = self.config.import_config(BadgeConfig(templates=entries))
+        applied.config_changes = list(result.changes)
         if applied.skipped_configs:
             plan.findings.append(Finding(
                 "config-refused", "templates whose Credentials configuration badgetui refuses "
                 "(unknown event type, a rule that can never match, ...)",
                 "imported inactive without requirements: fix the setting or the rule, then "
                 "run the migration again", list(applied.skipped_configs)))
-        if entries:
-            result = self.config.import_config(BadgeConfig(templates=entries))
-            applied.config_changes = list(result.changes)
 
     def _learners(self, plan: MigrationPlan, applied: Applied, now: datetime) -> dict[str, int]:
-        existing = {r.username: r for r in Learner.select().where(
-            Learner.username.in_([t.username for t in plan.learners] or [""]))}
-        ids: dict[str, int] = {}
+        names = [t.username for t in plan.learners]
+        existing = {r.username: r for chunk in _chunks(names) for r in Learner.select().where(
+            Learner.username.in_(chunk))}
+        fresh = []
         for target in plan.learners:
             row = existing.get(target.username)
             if row is None:
-                row = Learner.create(username=target.username, email=target.email,
-                                     name=target.name, lms_id=target.lms_id,
-                                     is_active=target.is_active, updated_at=now)
-                applied.created["learners"] += 1
+                fresh.append((target.username, target.email, target.name, target.lms_id,
+                              target.is_active, now))
             elif (not row.email and target.email) or (not row.name and target.name):
                 Learner.update(email=row.email or target.email, name=row.name or target.name,
                                lms_id=row.lms_id if row.lms_id is not None else target.lms_id,
@@ -189,28 +194,30 @@ class Applier:
                 applied.created["learner details"] += 1
             else:
                 applied.unchanged["learners"] += 1
-            ids[target.username] = row.id
-        return ids
+        for chunk in _chunks(fresh):
+            Learner.insert_many(chunk, fields=[
+                Learner.username, Learner.email, Learner.name, Learner.lms_id,
+                Learner.is_active, Learner.updated_at]).execute()
+        applied.created["learners"] += len(fresh)
+        return {name: lid for chunk in _chunks(names) for name, lid in Learner.select(
+            Learner.username, Learner.id).where(Learner.username.in_(chunk)).tuples()}
 
     def _badges(self, plan: MigrationPlan, templates: dict[int, int], learners: dict[str, int],
                 applied: Applied, now: datetime) -> dict[str, tuple[int, bool]]:
         """Badge uuid -> (row id, created now)."""
         uuids = [t.source.uuid for t in plan.badges]
-        existing = {r.uuid: r.id for r in Badge.select(Badge.id, Badge.uuid).where(
-            Badge.uuid.in_(uuids or [""]))}
-        out: dict[str, tuple[int, bool]] = {}
+        existing = {u for chunk in _chunks(uuids) for (u,) in Badge.select(Badge.uuid).where(
+            Badge.uuid.in_(chunk)).tuples()}
         accounts = dict(Template.select(Template.id, Template.account).where(
             Template.id.in_(list(templates.values()) or [0])).tuples())
         fulfilled = {(p.username, p.template): p.fulfilled for p in plan.progress}
         by_source = {t.source_id: t for t in plan.templates}
+        rows, made = [], []
         for target in plan.badges:
             source = target.source
             if source.uuid in existing:
                 applied.unchanged["badges"] += 1
-                out[source.uuid] = (existing[source.uuid], False)
                 continue
-            template = templates[target.template]
-            awarded_at = to_db(source.created) or now
             revoked = target.status == "revoked"
             evidence: dict[str, Any] = {
                 "awarded": {"event_id": BADGE_REF.format(source.id), "requirements": _why(
@@ -223,80 +230,97 @@ class Applier:
                 evidence["revoked"] = {"by": "Open edX Credentials",
                                        "reason": target.revoke_reason,
                                        "at": iso(to_db(source.modified) or now)}
-            row = Badge.create(
-                uuid=source.uuid, learner=learners[source.username], template=template,
-                status=target.status, provider_state=target.provider_state,
-                external_id=target.external_id, last_error=target.last_error,
-                awarded_at=awarded_at, award_event_id=BADGE_REF.format(source.id),
-                revoked_at=(to_db(source.modified) or now) if revoked else None,
-                revoke_event_id=BADGE_REF.format(source.id) if revoked else None,
-                revoke_reason=target.revoke_reason, evidence=json.dumps(evidence),
-                updated_at=to_db(source.modified) or now)
+            rows.append((
+                source.uuid, learners[source.username], templates[target.template],
+                target.status, target.provider_state, target.external_id, target.last_error,
+                to_db(source.created) or now, BADGE_REF.format(source.id),
+                (to_db(source.modified) or now) if revoked else None,
+                BADGE_REF.format(source.id) if revoked else None, target.revoke_reason,
+                json.dumps(evidence), to_db(source.modified) or now))
             applied.created[f"badges {target.status}"] += 1
+            made.append(target)
+        for chunk in _chunks(rows):
+            Badge.insert_many(chunk, fields=[
+                Badge.uuid, Badge.learner, Badge.template, Badge.status, Badge.provider_state,
+                Badge.external_id, Badge.last_error, Badge.awarded_at, Badge.award_event_id,
+                Badge.revoked_at, Badge.revoke_event_id, Badge.revoke_reason, Badge.evidence,
+                Badge.updated_at]).execute()
+        ids = {u: i for chunk in _chunks(uuids) for u, i in Badge.select(
+            Badge.uuid, Badge.id).where(Badge.uuid.in_(chunk)).tuples()}
+        # attempts=1 for issues: the claim makes it 2, and any attempt after the first looks
+        # the badge up at the provider (by email and template, for Credentials' badges) first.
+        jobs = [(ids[t.source.uuid], accounts[templates[t.template]], t.job, "queued",
+                 1 if t.job == "issue" else 0, now, now, now) for t in made if t.job]
+        for chunk in _chunks(jobs):
+            DeliveryJob.insert_many(chunk, fields=[
+                DeliveryJob.badge, DeliveryJob.account, DeliveryJob.kind, DeliveryJob.state,
+                DeliveryJob.attempts, DeliveryJob.next_attempt_at, DeliveryJob.created_at,
+                DeliveryJob.updated_at]).execute()
+        for target in made:
             if target.job:
-                self._job(target, row.id, accounts[template], now)
                 applied.jobs[target.job] += 1
-            out[source.uuid] = (row.id, True)
-        return out
-
-    def _job(self, target: BadgeTarget, badge: int, account: int, now: datetime) -> None:
-        # attempts=1: the claim makes it 2, and any attempt after the first looks the badge up
-        # at the provider (by email and template, for Credentials' badges) before issuing.
-        DeliveryJob.create(badge=badge, account=account, kind=target.job, state="queued",
-                           attempts=1 if target.job == "issue" else 0, next_attempt_at=now,
-                           created_at=now, updated_at=now)
+        created = {t.source.uuid for t in made}
+        return {u: (ids[u], u in created) for u in uuids}
 
     def _progress(self, plan: MigrationPlan, templates: dict[int, int],
                   learners: dict[str, int], requirements: dict[tuple[int, str], int],
                   badges: dict[str, tuple[int, bool]], applied: Applied, now: datetime) -> None:
-        held: dict[tuple[str, int], int] = {}
+        held: dict[tuple[int, int], int] = {}
         for target in plan.badges:
             if target.status == "awarded" and target.source.uuid in badges:
-                held[(target.source.username, target.template)] = badges[target.source.uuid][0]
-        touched: set[int] = set()
-        for target in plan.progress:
-            template = templates[target.template]
-            learner = learners[target.username]
-            row = Progress.get_or_none((Progress.learner == learner)
-                                       & (Progress.template == template))
-            if row is None:
-                row = Progress.create(learner=learner, template=template,
-                                      badge=held.get((target.username, target.template)),
-                                      updated_at=now)
-                applied.created["progress"] += 1
-                touched.add(template)
-            else:
-                applied.unchanged["progress"] += 1
-            self._fulfillments(target, row, template, requirements, applied, touched, now)
-        for (username, source_template), badge in held.items():  # badges without progress
-            template = templates[source_template]
-            if not Progress.get_or_none((Progress.learner == learners[username])
-                                        & (Progress.template == template)):
-                Progress.create(learner=learners[username], template=template, badge=badge,
-                                updated_at=now)
-                applied.created["progress"] += 1
-                touched.add(template)
+                key = (learners[target.source.username], templates[target.template])
+                held[key] = badges[target.source.uuid][0]
+        tids = sorted(set(templates.values())) or [0]
+
+        def stored() -> dict[tuple[int, int], int]:
+            return {(lid, tid): pid for pid, lid, tid in Progress.select(
+                Progress.id, Progress.learner, Progress.template).where(
+                Progress.template.in_(tids)).tuples()}
+
+        existing = stored()
+        wanted = [(learners[t.username], templates[t.template]) for t in plan.progress]
+        missing = list(dict.fromkeys(
+            [k for k in wanted if k not in existing]
+            + [k for k in held if k not in existing]))  # badges without progress too
+        for chunk in _chunks(missing):
+            Progress.insert_many([(lid, tid, held.get((lid, tid)), now) for lid, tid in chunk],
+                                 fields=[Progress.learner, Progress.template, Progress.badge,
+                                         Progress.updated_at]).execute()
+        applied.created["progress"] += len(missing)
+        applied.unchanged["progress"] += len(wanted) - len(
+            [k for k in wanted if k not in existing])
+        touched = {tid for _, tid in missing}
+        if missing:
+            existing = stored()
+        have = set(Fulfillment.select(Fulfillment.progress, Fulfillment.requirement).join(
+            Progress).where(Progress.template.in_(tids)).tuples())
+        rows = []
+        for target, key in zip(plan.progress, wanted, strict=True):
+            pid = existing[key]
+            for req_key, fulfillment_id in target.fulfilled:
+                requirement = requirements.get((key[1], req_key))
+                if requirement is None:
+                    continue
+                if (pid, requirement) in have:
+                    applied.unchanged["fulfillments"] += 1
+                    continue
+                # Credentials keeps no time of fulfilment: the migration's time stands for it.
+                rows.append((pid, requirement, FULFILLMENT_REF.format(fulfillment_id), now, now))
+                have.add((pid, requirement))
+                touched.add(key[1])
+        for chunk in _chunks(rows):
+            Fulfillment.insert_many(chunk, fields=[
+                Fulfillment.progress, Fulfillment.requirement, Fulfillment.event_id,
+                Fulfillment.event_time, Fulfillment.fulfilled_at]).execute()
+        applied.created["fulfillments"] += len(rows)
         if touched:
             recompute_progress(sorted(touched))
             bump_config_generation()
 
-    def _fulfillments(self, target: ProgressTarget, row: Progress, template: int,
-                      requirements: dict[tuple[int, str], int], applied: Applied,
-                      touched: set[int], now: datetime) -> None:
-        have = {f for (f,) in Fulfillment.select(Fulfillment.requirement).where(
-            Fulfillment.progress == row.id).tuples()}
-        for key, fulfillment_id in target.fulfilled:
-            requirement = requirements.get((template, key))
-            if requirement is None or requirement in have:
-                if requirement is not None:
-                    applied.unchanged["fulfillments"] += 1
-                continue
-            # Credentials keeps no time of fulfilment: the migration's time stands for it.
-            Fulfillment.create(progress=row.id, requirement=requirement,
-                               event_id=FULFILLMENT_REF.format(fulfillment_id),
-                               event_time=now, fulfilled_at=now)
-            applied.created["fulfillments"] += 1
-            touched.add(template)
+
+def _chunks(items: list[Any], size: int = CHUNK) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 def _why(template: TemplateTarget, fulfilled: list[tuple[str, int]]) -> list[dict[str, Any]]:

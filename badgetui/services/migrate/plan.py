@@ -12,11 +12,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from pydantic import ValidationError
+
 from badgetui.domain.config import PenaltyConfig, RequirementConfig, RuleConfig, TemplateConfig
 from badgetui.domain.secrets import mask
 from badgetui.services.migrate.snapshot import (
     Snapshot,
     SourceBadge,
+    SourcePenalty,
     SourceRequirement,
     SourceRule,
     SourceTemplate,
@@ -271,33 +274,22 @@ def build_plan(snapshot: Snapshot, options: MigrationOptions) -> MigrationPlan:
 
 
 def _template(tpl: SourceTemplate, kind: str, account: str, reqs: list[SourceRequirement],
-              pens: list, options: MigrationOptions, findings: _Findings) -> TemplateTarget:
+              pens: list[SourcePenalty], options: MigrationOptions, findings: _Findings
+              ) -> TemplateTarget:
     external = tpl.uuid if kind == "credly" else str(tpl.id)
     active = tpl.is_active
     groups = _groups(tpl, reqs, findings)
     requirements: list[RequirementConfig] = []
     penalties: list[PenaltyConfig] = []
-    keys: dict[int, str] = {}
-    if groups is not None:
-        for req in reqs:
-            keys[req.id] = f"cr{req.id}"
-            requirements.append(RequirementConfig(
-                id=keys[req.id], event_type=req.event_type, group=groups[req.id],
-                description=req.description, rules=_rules(req.rules)))
-        for pen in pens:
-            own = [keys[r] for r in pen.requirement_ids if r in keys]
-            if len(own) != len(pen.requirement_ids):
-                findings.add("orphans", "rows Credentials left without their parent or child "
-                             "rows", "skipped", f"penalty {pen.id} of template {tpl.id}: links "
-                             "to requirements of other templates dropped")
-            if not own:
-                findings.add("orphans", "rows Credentials left without their parent or child "
-                             "rows", "skipped", f"penalty {pen.id} of template {tpl.id}: "
-                             "resets no requirement of its template")
-                continue
-            penalties.append(PenaltyConfig(event_type=pen.event_type, requirements=own,
-                                           description=f"Credentials penalty {pen.id}",
-                                           rules=_rules(pen.rules)))
+    try:
+        if groups is not None:
+            requirements, penalties, _ = _config(tpl, reqs, pens, groups, findings)
+    except ValidationError as exc:  # e.g. an operator badgetui lacks
+        reason = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+        findings.add("config-skipped", "templates whose configuration cannot be migrated",
+                     "imported inactive without requirements: configure them here",
+                     f"template {tpl.id} ({tpl.name}): {reason}")
+        groups, requirements, penalties = None, [], []
     rule_less = [f"requirement {q.id}" for q in reqs if not q.rules and groups is not None]
     rule_less += [f"penalty {p.id}" for p in pens if not p.rules and groups is not None]
     if rule_less:
@@ -320,6 +312,34 @@ def _template(tpl: SourceTemplate, kind: str, account: str, reqs: list[SourceReq
         state=tpl.state or "active", active=config.active, created=tpl.created,
         modified=tpl.modified, config=config,
         groups={r.id: r.group or "" for r in requirements})
+
+
+def _config(tpl: SourceTemplate, reqs: list[SourceRequirement], pens: list[SourcePenalty],
+            groups: dict[int, str], findings: _Findings
+            ) -> tuple[list[RequirementConfig], list[PenaltyConfig], dict[int, str]]:
+    requirements: list[RequirementConfig] = []
+    penalties: list[PenaltyConfig] = []
+    keys: dict[int, str] = {}
+    for req in reqs:
+        keys[req.id] = f"cr{req.id}"
+        requirements.append(RequirementConfig(
+            id=keys[req.id], event_type=req.event_type, group=groups[req.id],
+            description=req.description, rules=_rules(req.rules)))
+    for pen in pens:
+        own = [keys[r] for r in pen.requirement_ids if r in keys]
+        if len(own) != len(pen.requirement_ids):
+            findings.add("orphans", "rows Credentials left without their parent or child "
+                         "rows", "skipped", f"penalty {pen.id} of template {tpl.id}: links "
+                         "to requirements of other templates dropped")
+        if not own:
+            findings.add("orphans", "rows Credentials left without their parent or child "
+                         "rows", "skipped", f"penalty {pen.id} of template {tpl.id}: "
+                         "resets no requirement of its template")
+            continue
+        penalties.append(PenaltyConfig(event_type=pen.event_type, requirements=own,
+                                       description=f"Credentials penalty {pen.id}",
+                                       rules=_rules(pen.rules)))
+    return requirements, penalties, keys
 
 
 def _learners(snapshot: Snapshot, findings: _Findings) -> list[LearnerTarget]:

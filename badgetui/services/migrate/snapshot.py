@@ -167,7 +167,8 @@ def choose_site(source: Source, site: int | None) -> tuple[int | None, dict[int,
 
 def read_snapshot(source: Source, site: int | None) -> Snapshot:
     site_id, sites = choose_site(source, site)
-    accredible = all(t in source.tables() for t in ACCREDIBLE_TABLES)
+    tables = source.tables()
+    accredible = all(t in tables for t in ACCREDIBLE_TABLES)
     where_site = "" if site_id is None else f" WHERE t.site_id = {int(site_id)}"
 
     credly_children = {int(r["badgetemplate_ptr_id"]): _int(r["organization_id"])

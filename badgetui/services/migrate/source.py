@@ -26,6 +26,8 @@ REQUIRED_TABLES = (
     "badges_fulfillment", "badges_credlybadge", "credentials_usercredential",
     "django_content_type", "core_user",
 )
+#: Rows fetched from the source at a time.
+FETCH = 5000
 #: Added by badges 0002 (Accredible, 2025); older Credentials databases have none of them.
 ACCREDIBLE_TABLES = ("badges_accredibleapiconfig", "badges_accrediblegroup",
                      "badges_accrediblebadge")
@@ -48,17 +50,23 @@ class Source:
     url: str
     connection: Any
     dialect: str  # "mysql" or "sqlite"
+    _streaming: Any = None  # PyMySQL's unbuffered cursor class
 
     @property
     def label(self) -> str:
         return source_label(self.url)
 
-    def rows(self, sql: str) -> list[dict[str, Any]]:
-        cursor = self.connection.cursor()
+    def rows(self, sql: str) -> Iterator[dict[str, Any]]:
+        """Streamed (a server-side cursor on MySQL): a large site's fulfillments are never
+        all in memory as rows at once. Each query is read to its end before the next."""
+        cursor = self.connection.cursor(self._streaming) if self._streaming else \
+            self.connection.cursor()
         try:
             cursor.execute(sql)
             names = [d[0] for d in cursor.description]
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+            while batch := cursor.fetchmany(FETCH):
+                for row in batch:
+                    yield dict(zip(names, row, strict=True))
         finally:
             cursor.close()
 
@@ -66,7 +74,7 @@ class Source:
         if self.dialect == "sqlite":
             found = self.rows("SELECT name FROM sqlite_master WHERE type = 'table'")
             return {r["name"] for r in found}
-        return {next(iter(r.values())) for r in self.rows("SHOW TABLES")}
+        return {_name(next(iter(r.values()))) for r in self.rows("SHOW TABLES")}
 
     def close(self) -> None:
         try:
@@ -75,6 +83,10 @@ class Source:
             self.connection.close()
         except Exception:
             pass
+
+
+def _name(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _sqlite(url: str) -> Source:
@@ -119,7 +131,7 @@ def _mysql(url: str) -> Source:
     except pymysql.MySQLError as exc:
         reason = exc.args[1] if len(exc.args) > 1 else str(exc)
         raise ServiceError(f"cannot read {source_label(url)}: {reason}") from None
-    return Source(url, connection, "mysql")
+    return Source(url, connection, "mysql", pymysql.cursors.SSCursor)
 
 
 def open_source(url: str) -> Source:
@@ -132,7 +144,8 @@ def open_source(url: str) -> Source:
     else:
         raise ServiceError(f"unsupported source {source_label(url)!r}: use "
                            "mysql://user:pass@host:3306/credentials or sqlite:///path")
-    missing = [t for t in REQUIRED_TABLES if t not in source.tables()]
+    tables = source.tables()
+    missing = [t for t in REQUIRED_TABLES if t not in tables]
     if missing:
         source.close()
         raise ServiceError(f"{source_label(url)} is not an Open edX Credentials database with "
