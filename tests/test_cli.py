@@ -213,7 +213,7 @@ def test_config_not_json_and_wrong_shape(seeded, tmp_path):
     path.write_text("{not json")
     result = run(seeded, "config", "import", str(path))
     assert result.returncode == 1 and "not JSON" in result.stderr
-    path.write_text(json.dumps({"version": 2, "templates": "x"}))
+    path.write_text(json.dumps({"version": 3, "templates": "x"}))
     result = run(seeded, "config", "import", str(path))
     assert result.returncode == 1
     assert "version" in result.stderr and "templates" in result.stderr

@@ -357,7 +357,7 @@ def test_shape_problems_are_all_listed(services, synced):
     doc = {"version": 1, "templates": [
         {**template_config("t1", THREE_GROUPS), "provider": "openbadges"},
         template_config("t2", [{"id": "x", "event_type": COURSE_PASSING, "group": "7",
-                                "rules": [{"path": "is_passing", "op": "gt", "value": "1"}]}]),
+                                "rules": [{"path": "is_passing", "op": "like", "value": "1"}]}]),
         {**template_config("t1", THREE_GROUPS), "colour": "red"},
     ]}
     with pytest.raises(ConfigImportError) as caught:

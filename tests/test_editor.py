@@ -53,7 +53,9 @@ def test_add_requirement_with_rules_persists_with_next_group(services, tpl):
 @pytest.mark.parametrize(("rules", "message"), [
     ([("is_passing", "eq", "maybe")], "is a boolean"),
     ([("course.nope", "eq", "x")], "does not have"),
-    ([("is_passing", "gt", "1")], "unknown operator"),
+    ([("is_passing", "like", "1")], "unknown operator"),
+    ([("is_passing", "gt", "1")], "is a boolean; order makes no sense"),
+    ([("course.course_key", "lt", "7")], "is text \\(or a date\\), compared with a number"),
 ])
 def test_invalid_rules_are_refused_and_nothing_changes(services, tpl, rules, message):
     before = DataRule.select().count()

@@ -415,11 +415,11 @@ def test_a_configuration_badgetui_refuses_is_a_finding_not_an_abort(services, tm
         odd_type = db.credly_template(site, org, T2, "Unknown type")
         db.rule(db.requirement(odd_type, "A", event_type="org.example.nothing.v1"), "x", "1")
         odd_op = db.credly_template(site, org, T3, "Odd operator")
-        db.rule(db.requirement(odd_op, "A"), "grade", "0.8", operator="gte")
+        db.rule(db.requirement(odd_op, "A"), "course.course_key", "^course", operator="regex")
         report = services.migrate.migrate_credentials(db.url, MigrationOptions()).as_dict()
     found = findings(report)
     assert found["config-skipped"][0].startswith(f"template {odd_op} (Odd operator): ")
-    assert "gte" in found["config-skipped"][0]
+    assert "regex" in found["config-skipped"][0]
     (refused,) = found["config-refused"]
     assert refused.startswith(f"template {odd_type} (Unknown type): ")
     assert "unknown event type org.example.nothing.v1" in refused

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from badgetui.domain.rules import canonical_op
+from badgetui.domain.rules import TEXT_OPERATORS, canonical_op
 
 
 class _Strict(BaseModel):
@@ -89,8 +89,31 @@ class TemplateConfig(_Strict):
 
 
 class BadgeConfig(_Strict):
-    version: Literal[1] = 1
+    """Version 1 is Open edX Credentials' rules (eq, ne); version 2 adds the typed operators
+    and reads every version 1 file unchanged. Export writes 1 while no rule needs 2."""
+
+    version: Literal[1, 2] = 1
     templates: list[TemplateConfig] = []
+
+    @model_validator(mode="after")
+    def _operators_need_version_2(self) -> BadgeConfig:
+        if self.version == 1 and "version" in self.model_fields_set:  # a file's own 1
+            for index, tpl in enumerate(self.templates):
+                for rule in _rules_of(tpl):
+                    if rule.op not in TEXT_OPERATORS:
+                        raise ValueError(
+                            f"templates[{index}] {tpl.label}: operator {rule.op!r} needs "
+                            '"version": 2 (version 1 has eq and ne only)')
+        return self
+
+    def needed_version(self) -> int:
+        typed = any(r.op not in TEXT_OPERATORS for t in self.templates for r in _rules_of(t))
+        return 2 if typed else 1
+
+
+def _rules_of(tpl: TemplateConfig) -> list[RuleConfig]:
+    return [r for q in tpl.requirements for r in q.rules] + [
+        r for p in tpl.penalties for r in p.rules]
 
 
 def dump_config(config: BadgeConfig) -> str:
@@ -121,5 +144,5 @@ def dump_config(config: BadgeConfig) -> str:
             for pen in tpl.penalties
         ]
         templates.append(item)
-    doc = {"version": config.version, "templates": templates}
+    doc = {"version": max(config.version, config.needed_version()), "templates": templates}
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"

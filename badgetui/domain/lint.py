@@ -8,7 +8,15 @@ from typing import Literal
 
 from badgetui.domain.config import RuleConfig, TemplateConfig
 from badgetui.domain.events import event_paths, has_path
-from badgetui.domain.rules import BOOLEAN_WORDS, canonical
+from badgetui.domain.rules import (
+    BOOLEAN_WORDS,
+    MEMBERSHIP,
+    ORDERING,
+    as_moment,
+    as_number,
+    canonical,
+    value_list,
+)
 
 Level = Literal["error", "warning"]
 
@@ -35,11 +43,40 @@ def _rule_findings(
             continue
         if rule.path in ignored:
             yield "warning", f"{where}: rule on ignored key path {rule.path!r}"
-        if paths.get(rule.path) is bool and rule.value not in BOOLEAN_WORDS:
+        kind = paths.get(rule.path)
+        if rule.op in ORDERING:
+            problem = _ordering_problem(rule, kind)
+            if problem:
+                yield "error", f"{where}: {problem}"
+            continue
+        if rule.op in ("exists", *MEMBERSHIP):
+            if rule.op == "exists" and canonical(rule.value) not in ("true", "false"):
+                yield "error", f"{where}: exists takes true or false, not {rule.value!r}"
+            if rule.op in MEMBERSHIP and not value_list(rule.value):
+                yield "error", f"{where}: {rule.op} on {rule.path} lists no value"
+            continue
+        if kind is bool and rule.value not in BOOLEAN_WORDS:
             yield "error", (
                 f"{where}: {rule.path} is a boolean but the rule compares it with {rule.value!r}"
                 " (use true/false)"
             )
+
+
+def _ordering_problem(rule: RuleConfig, kind: object) -> str | None:
+    """Why a gt/ge/lt/le rule can never compare as meant: a number against text or a date,
+    a boolean, a value that is neither a number nor a date."""
+    number, moment = as_number(rule.value), as_moment(rule.value)
+    shown = f"{rule.path} {rule.op} {rule.value!r}"
+    if kind is bool:
+        return f"{shown}: {rule.path} is a boolean; order makes no sense (use eq)"
+    if number is None and moment is None:
+        return f"{shown}: {rule.value!r} is neither a number nor a date (gt/ge/lt/le never " \
+               "compare text)"
+    if kind in (int, float) and number is None:
+        return f"{shown}: {rule.path} is a number, compared with a date"
+    if kind is str and number is not None:
+        return f"{shown}: {rule.path} is text (or a date), compared with a number"
+    return None
 
 
 def _contradiction(rules: list[RuleConfig]) -> str | None:
@@ -52,7 +89,7 @@ def _contradiction(rules: list[RuleConfig]) -> str | None:
             if rule.path in eq and eq[rule.path] != value:
                 return f"{rule.path} must equal both {eq[rule.path]!r} and {value!r}"
             eq[rule.path] = value
-        else:
+        elif rule.op == "ne":
             ne.setdefault(rule.path, set()).add(value)
     for path, value in eq.items():
         if value in ne.get(path, set()):
@@ -66,6 +103,8 @@ def _unreachable(event_type: str, rules: list[RuleConfig]) -> str | None:
     if paths is None:
         return None
     for rule in rules:
+        if rule.op == "exists" and canonical(rule.value) == "false":
+            continue  # a path this type never has is always missing: exists false matches
         if not has_path(paths, rule.path):
             return f"{rule.path} is never present in {event_type}"
         if paths.get(rule.path) is bool and rule.op == "eq" and rule.value not in BOOLEAN_WORDS:

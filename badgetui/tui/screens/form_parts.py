@@ -30,7 +30,9 @@ from badgetui.services.common import ServiceError
 from badgetui.services.config_io import ConfigImportError
 from badgetui.tui.errors import one_line
 
-OPERATORS = (("eq", "eq"), ("ne", "ne"))
+#: The rule editor's operators (config version 2 adds all but eq and ne).
+OPERATORS = (("eq", "eq"), ("ne", "ne"), ("gt", "gt"), ("ge", "ge"), ("lt", "lt"), ("le", "le"),
+             ("in", "in"), ("not_in", "not_in"), ("exists", "exists"))
 EVENT_PREFIX = "org.openedx.learning."
 EVENT_LABELS = {
     COURSE_PASSING: "course passing", CCX_COURSE_PASSING: "CCX course passing",
@@ -88,7 +90,7 @@ class RuleRow(Horizontal):
     def __init__(self, path: str = "", op: str = "eq", value: str = "",
                  paths: dict[str, str] | None = None) -> None:
         super().__init__(classes="rule-row")
-        self._initial = (path, op if op in ("eq", "ne") else "eq", value)
+        self._initial = (path, op if op in dict(OPERATORS) else "eq", value)
         self.paths = paths or {}
 
     def compose(self) -> ComposeResult:
