@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from badgetui.cli import awards
 from badgetui.cli.common import (
     deliver_now,
     json_flag,
@@ -188,3 +189,4 @@ def register(sub: Any) -> None:
     p.add_argument("--no-deliver", action="store_true", help="leave the provider job queued")
     json_flag(p)
     p.set_defaults(handler=cmd_badges_resend)
+    awards.register(badges)

@@ -13,6 +13,7 @@ import httpx
 from peewee import Database
 
 from badgetui.services.accounts import AccountService, Connections
+from badgetui.services.awards import AwardService
 from badgetui.services.badge_actions import BadgeActions
 from badgetui.services.common import Clock, utc_now
 from badgetui.services.config_io import ConfigService
@@ -57,6 +58,7 @@ class Services:
     badges: BadgeActions
     reconcile: ReconcileService
     migrate: MigrationService
+    awards: AwardService
 
     @classmethod
     def open(
@@ -90,6 +92,7 @@ class Services:
             badges=badges,
             reconcile=ReconcileService(clock, connections, templates),
             migrate=MigrationService(clock, config, badges),
+            awards=AwardService(clock),
         )
 
     def status(self) -> dict[str, object]:

@@ -379,8 +379,16 @@ def why_lines(data: dict[str, Any]) -> list[str]:
     lines = [
         f"badge {badge['id']} ({badge['uuid']}): {badge['template']} for {badge['username']}, "
         f"{badge['status']}, provider state {badge['provider_state']}",
-        f"awarded {badge['awarded_at']} by event {awarded.get('event_id')}:",
     ]
+    if awarded.get("by"):
+        lines.append(f"awarded {badge['awarded_at']} by {awarded['by']} (operator award): "
+                     f"{awarded.get('reason', '')}")
+        if awarded.get("evidence"):
+            lines.append(f"  evidence: {awarded['evidence']}")
+    else:
+        lines.append(f"awarded {badge['awarded_at']} by event {awarded.get('event_id')}:")
+    if awarded.get("expires_at"):
+        lines.append(f"  expires {awarded['expires_at']}")
     for req in awarded.get("requirements", []):
         rules = " and ".join(req["rules"]) or "no rules (any event of its type)"
         lines.append(f"  group {req['group']} requirement {req['id']!r}: {rules}")

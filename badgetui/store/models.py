@@ -65,6 +65,9 @@ class Template(BaseModel):
     is_active = BooleanField(default=False)
     stale = BooleanField(default=False)
     deleted = BooleanField(default=False)
+    #: Default lifetime of an award in days (None: awards never expire).
+    expires_in_days = IntegerField(null=True)
+    reaward_on_expiry = BooleanField(default=False)
     created_at = DateTimeField()
     updated_at = DateTimeField()
 
@@ -140,6 +143,8 @@ class Badge(BaseModel):
     updated_at = DateTimeField()
     #: Provider-side expiry date (Accredible `expired_on`, YYYY-MM-DD); future = still live.
     provider_expires_on = CharField(max_length=10, null=True)
+    #: When this award expires (operator's expiry or the template default), None: never.
+    expires_at = DateTimeField(null=True, index=True)
 
     class Meta:
         # A template's badges in a status; counts by template (and status) from the index (0004).
