@@ -1,4 +1,5 @@
-"""`badgetui badges award` (one, by hand) and `badges award-csv` (a file): operator awards."""
+"""Operator awards (`badges award`, `badges award-csv`), expiry (`badges expiring`, `template
+expiry`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from badgetui.cli.common import (
     open_services,
     print_delivery,
     print_json,
+    table,
 )
 
 
@@ -85,6 +87,57 @@ def cmd_badges_award_csv(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_badges_expiring(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from badgetui.services.queries import list_badges
+
+    services = open_services(args)
+    before = services.clock() + timedelta(days=args.days)
+    rows = list_badges(expiring_before=before, limit=args.limit)
+    if args.json:
+        print_json([r.as_dict() for r in rows])
+        return 0
+    if not rows:
+        print(f"no held badge expires within {args.days} days")
+        return 0
+    table([(r.id, r.username, r.provider, r.template, r.expires_at, r.provider_state)
+           for r in rows], ["ID", "LEARNER", "PROVIDER", "TEMPLATE", "EXPIRES", "PROVIDER STATE"])
+    return 0
+
+
+def cmd_template_expiry(args: argparse.Namespace) -> int:
+    services = open_services(args)
+    days = None if args.never else args.days
+    if days is None and not args.never:
+        raise CliError("give --days N or --never")
+    tpl = services.templates.set_expiry(args.id, days, args.reaward)
+    data = {"template": tpl.id, "expires_in_days": tpl.expires_in_days,
+            "reaward_on_expiry": tpl.reaward_on_expiry}
+    if args.json:
+        print_json(data)
+    else:
+        life = f"{tpl.expires_in_days} days" if tpl.expires_in_days else "never"
+        print(f"template {tpl.id} ({tpl.name}): awards expire after {life}"
+              + ("; expired awards are awarded again" if tpl.reaward_on_expiry else ""))
+    return 0
+
+
+def register_template(template: Any) -> None:
+    """Add `expiry` to the `template` command group."""
+    p = template.add_parser("expiry", help="the default lifetime of the template's awards")
+    p.add_argument("id", metavar="ID", help="template id or external id")
+    life = p.add_mutually_exclusive_group()
+    life.add_argument("--days", type=int, metavar="N", help="awards expire N days after award")
+    life.add_argument("--never", action="store_true", help="awards never expire")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--reaward", dest="reaward", action="store_const", const=True,
+                       help="award again when an award expires")
+    again.add_argument("--no-reaward", dest="reaward", action="store_const", const=False)
+    json_flag(p)
+    p.set_defaults(handler=cmd_template_expiry)
+
+
 def register(badges: Any) -> None:
     """Add `award` and `award-csv` to the `badges` command group."""
     p = badges.add_parser("award", help="award a template to a learner by hand, with a reason")
@@ -110,3 +163,8 @@ def register(badges: Any) -> None:
     p.add_argument("--no-deliver", action="store_true", help="leave the issues queued")
     json_flag(p)
     p.set_defaults(handler=cmd_badges_award_csv)
+    p = badges.add_parser("expiring", help="held badges that expire within N days")
+    p.add_argument("--days", type=int, default=30, metavar="N", help="default 30")
+    p.add_argument("--limit", type=int, default=1000)
+    json_flag(p)
+    p.set_defaults(handler=cmd_badges_expiring)

@@ -148,6 +148,7 @@ def register(sub: Any) -> None:
         p.add_argument("id", metavar="ID", help="template id or external id")
         json_flag(p)
         p.set_defaults(handler=handler)
+    awards.register_template(template)
 
     progress = sub.add_parser("progress", help="learner progress").add_subparsers(
         dest="progress_command", metavar="ACTION", required=True)

@@ -255,14 +255,21 @@ class AccredibleClient(ProviderClient):
         return str(url) if url else None
 
     async def create_credential(
-        self, *, group_id: int, name: str, email: str, recipient_id: str, issued_on: date
+        self, *, group_id: int, name: str, email: str, recipient_id: str, issued_on: date,
+        expired_on: date | None = None, evidence_items: list[dict[str, Any]] | None = None,
     ) -> AccredibleCredential:
-        """Create once. Never retried here: after a failure, `search` first."""
-        payload = {"credential": {
+        """Create once. Never retried here: after a failure, `search` first. Without
+        `expired_on` the group's own auto-expiry applies."""
+        credential: dict[str, Any] = {
             "recipient": {"name": name, "email": email, "id": recipient_id},
             "group_id": int(group_id),
             "issued_on": issued_on.strftime("%Y-%m-%d"),
-        }}
+        }
+        if expired_on is not None:
+            credential["expired_on"] = expired_on.strftime("%Y-%m-%d")
+        if evidence_items:
+            credential["evidence_items"] = evidence_items
+        payload = {"credential": credential}
         return self._credential(await self._api.send("POST", "credentials", json_body=payload))
 
     async def expire(self, credential_id: int, on: date | None) -> AccredibleCredential:

@@ -229,11 +229,14 @@ class CredlyClient(ProviderClient):
         last_name: str,
         issued_at: datetime,
         earner_id: str,
+        expires_at: datetime | None = None,
+        evidence: list[dict[str, Any]] | None = None,
     ) -> CredlyBadge:
-        """Issue once. Never retried here: after a failure, look up with `find_badges` first."""
+        """Issue once. Never retried here: after a failure, look up with `find_badges` first.
+        Without `expires_at` the template's own default applies at Credly (providers.md §1.8)."""
         if issued_at.tzinfo is None:
             issued_at = issued_at.replace(tzinfo=UTC)
-        payload = {
+        payload: dict[str, Any] = {
             "recipient_email": email,
             "issued_to_first_name": first_name,
             "issued_to_last_name": last_name,
@@ -241,6 +244,12 @@ class CredlyClient(ProviderClient):
             "issued_at": issued_at.strftime(ISSUED_AT_FORMAT),
             "issuer_earner_id": earner_id,
         }
+        if expires_at is not None:
+            if expires_at.tzinfo is None:
+                expires_at = expires_at.replace(tzinfo=UTC)
+            payload["expires_at"] = expires_at.strftime(ISSUED_AT_FORMAT)
+        if evidence:
+            payload["evidence"] = evidence
         body = await self._api.send("POST", f"{self._org}/badges", json_body=payload)
         return CredlyBadge.from_api(self._object(body))
 

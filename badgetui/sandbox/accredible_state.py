@@ -464,6 +464,7 @@ class AccredibleState:
                 "issued_on": cred.issued_on.isoformat(),
                 "expired_on": cred.expired_on.isoformat() if cred.expired_on else None,
                 "approve": _published(cred),
+                "evidence_items": cred.fields.get("evidence_items") or [],
                 "license_id": cred.license_id, "created_at": iso_ms(cred.created_at)}
 
     def document(self) -> dict[str, Any]:

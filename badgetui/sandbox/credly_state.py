@@ -545,6 +545,8 @@ class CredlyState:
             "issued_to_first_name": b.first_name, "issued_to_last_name": b.last_name,
             "state": b.state, "revocation_reason": b.revocation_reason,
             "issued_at": iso_ms(b.issued_at), "created_at": iso_ms(b.created_at),
+            "expires_at": iso_ms(b.expires_at) if b.expires_at else None,
+            "evidence": list(b.evidence),
         } for b in self.badges.values()]
         organizations = [{
             "id": org.id, "name": org.name, "webhook_url": org.webhook_url,

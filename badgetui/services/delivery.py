@@ -106,7 +106,7 @@ _TAKE_SQL = (
 _LOAD_SQL = """
 SELECT j.id, j.kind, j.attempts, j.account_id, a.provider, b.id, b.uuid, b.status,
        b.external_id, b.awarded_at, b.revoke_reason, t.external_id, l.username, l.email,
-       l.name, l.lms_id
+       l.name, l.lms_id, b.expires_at, b.evidence
 FROM delivery_job j
 JOIN provider_account a ON j.account_id = a.id
 JOIN badge b ON j.badge_id = b.id
@@ -296,7 +296,8 @@ class DeliveryService:
         if not ids:
             return []
         rows = _execute(_LOAD_SQL.format(marks=", ".join("?" for _ in ids)), tuple(ids))
-        return [_Job(*row[:9], from_db(row[9]), *row[10:]) for row in rows.fetchall()]
+        return [_Job(*row[:9], from_db(row[9]), *row[10:16], from_db(row[16]), row[17] or "")
+                for row in rows.fetchall()]
 
     # -- the worker ----------------------------------------------------------------------
     async def run(

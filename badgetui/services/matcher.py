@@ -57,6 +57,8 @@ class CompiledTemplate:
     name: str
     description: str
     image_url: str
+    #: Lifetime of an award in days (None: never expires), from the template.
+    expires_in_days: int | None = None
     requirements: dict[int, CompiledRequirement] = field(default_factory=dict)
     groups: dict[str, frozenset[int]] = field(default_factory=dict)
 
@@ -138,7 +140,8 @@ def compile_active(generation: int) -> Matcher:
         Template.is_active & ~Template.stale & ~Template.deleted
     ):
         templates[t.id] = CompiledTemplate(
-            t.id, t.account_id, t.provider, t.external_id, t.name, t.description, t.image_url
+            t.id, t.account_id, t.provider, t.external_id, t.name, t.description, t.image_url,
+            t.expires_in_days,
         )
     if not templates:
         return Matcher(generation, {}, {}, {})

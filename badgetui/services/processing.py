@@ -23,7 +23,7 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from peewee import DatabaseError, fn
@@ -477,7 +477,7 @@ class Processor:
                     b.uuid, b.learner_id, b.template.id, b.status,
                     "cancelled" if b.status == "revoked" else "created",
                     b.awarded_at, b.award_event_id, b.revoked_at, b.revoke_event_id,
-                    b.revoke_reason, _evidence(b), stamp,
+                    b.revoke_reason, _evidence(b), stamp, _expiry(b),
                 )
                 for b in unique_new
             ]
@@ -671,6 +671,14 @@ def _evidence(badge: _Badge) -> str:
     return json.dumps(evidence)
 
 
+def _expiry(badge: _Badge) -> datetime | None:
+    """The award's expiry from its template's lifetime (issue 13), else none."""
+    days = badge.template.expires_in_days
+    if not days or badge.awarded_at is None:
+        return None
+    return badge.awarded_at + timedelta(days=days)
+
+
 def badge_payload(uuid: str, user: dict[str, Any], tpl: Any) -> dict[str, Any]:
     """BadgeData as openedx-events defines it (openedx-events.md §2, §7.3), from the event's
     `user` record and a template (a stored Template or a compiled one: the same fields)."""
@@ -724,7 +732,7 @@ _RECORD_FIELDS = [
 _BADGE_FIELDS = [
     Badge.uuid, Badge.learner, Badge.template, Badge.status, Badge.provider_state,
     Badge.awarded_at, Badge.award_event_id, Badge.revoked_at, Badge.revoke_event_id,
-    Badge.revoke_reason, Badge.evidence, Badge.updated_at,
+    Badge.revoke_reason, Badge.evidence, Badge.updated_at, Badge.expires_at,
 ]
 _JOB_FIELDS = [
     DeliveryJob.badge, DeliveryJob.account, DeliveryJob.kind, DeliveryJob.state,

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from badgetui.domain.evidence import accredible_evidence, credly_evidence
 from badgetui.providers.accredible import AccredibleClient, AccredibleCredential
 from badgetui.providers.credly import CredlyBadge, CredlyClient
 from badgetui.providers.errors import PermanentError
@@ -50,6 +51,9 @@ class JobView:
     email: str
     name: str
     lms_id: int | None
+    #: The award's expiry (None: the template's default at the provider) and its why record.
+    expires_at: datetime | None = None
+    evidence: str = ""
 
     @property
     def earner_id(self) -> str:
@@ -137,6 +141,8 @@ class ProviderJobs:
             badge = await client.issue(
                 template_id=job.template_external_id, email=job.email, first_name=first,
                 last_name=last, issued_at=job.awarded_at, earner_id=job.earner_id,
+                expires_at=job.expires_at, evidence=credly_evidence(job.evidence,
+                                                                    job.badge_uuid),
             )
         except PermanentError as exc:
             if exc.status != 422:
@@ -192,6 +198,8 @@ class ProviderJobs:
             cred = await client.create_credential(
                 group_id=group, name=job.name or job.username, email=job.email,
                 recipient_id=job.earner_id, issued_on=job.awarded_at.date(),
+                expired_on=job.expires_at.date() if job.expires_at else None,
+                evidence_items=accredible_evidence(job.evidence),
             )
         except PermanentError as exc:
             if exc.status != 422:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 from peewee import JOIN, SQL, fn
 
-from badgetui.services.common import NotFound, iso
+from badgetui.services.common import NotFound, iso, to_db
 from badgetui.store.models import (
     Badge,
     DeliveryJob,
@@ -66,6 +67,7 @@ class BadgeView:
     revoked_at: str | None
     revoke_reason: str
     last_error: str
+    expires_at: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -297,14 +299,19 @@ def _badge_view(b: Any) -> BadgeView:
     return BadgeView(
         b.id, b.uuid, b.username, b.email, b.template_id, b.name, b.provider, b.acct,
         b.template_external_id, b.status, b.provider_state, b.external_id, iso(b.awarded_at),
-        iso(b.revoked_at), b.revoke_reason, b.last_error,
+        iso(b.revoked_at), b.revoke_reason, b.last_error, iso(b.expires_at),
     )
 
 
 def _badge_filters(
     query: Any, status: str | None, template: int | None, learner: str | None,
     learner_prefix: str | None, provider_state: str | None, failed_only: bool, *, listing: bool,
+    expiring_before: datetime | None = None,
 ) -> Any:
+    if expiring_before is not None:  # held badges expiring by then (the expires_at index)
+        query = query.where(Badge.expires_at.is_null(False)
+                            & (Badge.expires_at <= to_db(expiring_before))
+                            & (Badge.status == "awarded"))
     keys = _learner_keys(learner, learner_prefix, listing=listing)
     named = keys is not None and not isinstance(keys, str)
     if status:
@@ -335,10 +342,13 @@ def list_badges(
     limit: int = DEFAULT_LIMIT,
     offset: int = 0,
     newest_first: bool = False,
+    expiring_before: datetime | None = None,
 ) -> list[BadgeView]:
-    query = _badge_query().order_by(Badge.id.desc() if newest_first else Badge.id)
+    order = Badge.id.desc() if newest_first else Badge.id
+    query = _badge_query().order_by(*((Badge.expires_at, Badge.id) if expiring_before
+                                      else (order,)))
     query = _badge_filters(query, status, template, learner, learner_prefix, provider_state,
-                           failed_only, listing=True)
+                           failed_only, listing=True, expiring_before=expiring_before)
     return [_badge_view(b) for b in query.limit(limit).offset(offset).objects()]
 
 
@@ -350,9 +360,11 @@ def count_badges(
     learner_prefix: str | None = None,
     provider_state: str | None = None,
     failed_only: bool = False,
+    expiring_before: datetime | None = None,
 ) -> int:
     return capped_count(_badge_filters(Badge.select(), status, template, learner, learner_prefix,
-                                       provider_state, failed_only, listing=False))
+                                       provider_state, failed_only, listing=False,
+                                       expiring_before=expiring_before))
 
 
 def get_badge(ref: str | int) -> BadgeView:

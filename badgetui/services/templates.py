@@ -277,6 +277,23 @@ class TemplateService:
             raise ServiceError(f"external id {text!r} is held by several templates; use the id")
         raise NotFound(f"no template {text!r}")
 
+    def set_expiry(self, ref: str | int, days: int | None, reaward: bool | None = None
+                   ) -> Template:
+        """A template's default award lifetime (None: never expires) and whether an expired
+        award is awarded again; applies to awards made from now on."""
+        if days is not None and not 1 <= days <= 36_500:
+            raise ServiceError("the lifetime is a number of days from 1 to 36500")
+        tpl = self.get(ref)
+        changes: dict[str, object] = {"expires_in_days": days}
+        if reaward is not None:
+            changes["reaward_on_expiry"] = reaward
+        Template.update(**changes, updated_at=to_db(self.clock())).where(
+            Template.id == tpl.id).execute()
+        bump_config_generation()  # processing's compiled templates carry the lifetime
+        audit(self.clock, "template.expiry", f"template {tpl.id}",
+              {"expires_in_days": days, "reaward_on_expiry": reaward})
+        return Template.get_by_id(tpl.id)
+
     def set_active(self, ref: str | int, active: bool) -> TemplateView:
         """Activate (refused with the reason when it cannot work) or deactivate a template."""
         tpl = self.get(ref)
