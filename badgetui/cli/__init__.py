@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from badgetui import __version__
-from badgetui.cli import config, events, migrate, providers, records, webhooks
+from badgetui.cli import backfill, config, events, migrate, providers, records, webhooks
 from badgetui.cli.common import CliError, cli_settings
 
 __all__ = ["CliError", "build_parser", "main"]
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "simulated learners")
     p.set_defaults(handler=cmd_demo)
 
-    for module in (events, config, providers, records, webhooks, migrate):
+    for module in (events, config, providers, records, webhooks, migrate, backfill):
         module.register(sub)
     return parser
 

@@ -14,6 +14,7 @@ from peewee import Database
 
 from badgetui.services.accounts import AccountService, Connections
 from badgetui.services.awards import AwardService
+from badgetui.services.backfill import BackfillService
 from badgetui.services.badge_actions import BadgeActions
 from badgetui.services.common import Clock, utc_now
 from badgetui.services.config_io import ConfigService
@@ -59,6 +60,7 @@ class Services:
     reconcile: ReconcileService
     migrate: MigrationService
     awards: AwardService
+    backfill: BackfillService
 
     @classmethod
     def open(
@@ -93,6 +95,7 @@ class Services:
             reconcile=ReconcileService(clock, connections, templates),
             migrate=MigrationService(clock, config, badges),
             awards=AwardService(clock),
+            backfill=BackfillService(clock, processor, templates),
         )
 
     def status(self) -> dict[str, object]:

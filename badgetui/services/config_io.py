@@ -28,7 +28,7 @@ from badgetui.services.common import (
     to_db,
 )
 from badgetui.services.processing import recompute_progress
-from badgetui.services.templates import activation_problem, audit
+from badgetui.services.templates import activation_problem, audit, mark_live
 from badgetui.store.models import (
     DataRule,
     Penalty,
@@ -405,6 +405,8 @@ class ConfigService:
             Template.update(is_active=entry.active, updated_at=now).where(
                 Template.id == tpl.id
             ).execute()
+            if entry.active:
+                mark_live(tpl.id)
         return req_changed
 
 

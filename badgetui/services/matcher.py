@@ -8,7 +8,7 @@ no `eq` rule). The Open edX code instead queries every requirement for every eve
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -133,12 +133,14 @@ class Matcher:
         )
 
 
-def compile_active(generation: int) -> Matcher:
-    """Load active, usable templates with their requirements, rules and penalties (5 queries)."""
+def compile_active(generation: int, only: Sequence[int] | None = None) -> Matcher:
+    """Load active, usable templates with their requirements, rules and penalties (5 queries).
+    `only`: just these templates, active or not (a backfill's preview of one template)."""
     templates: dict[int, CompiledTemplate] = {}
-    for t in Template.select().where(
-        Template.is_active & ~Template.stale & ~Template.deleted
-    ):
+    usable = ~Template.stale & ~Template.deleted
+    where = usable & Template.id.in_(list(only)) if only is not None else (
+        Template.is_active & usable)
+    for t in Template.select().where(where):
         templates[t.id] = CompiledTemplate(
             t.id, t.account_id, t.provider, t.external_id, t.name, t.description, t.image_url,
             t.expires_in_days,

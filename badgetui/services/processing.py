@@ -116,6 +116,8 @@ class BatchResult:
     awarded: int = 0
     revoked: int = 0
     errors: list[tuple[Event, str]] = field(default_factory=list)
+    #: A replay's effects by learner id: "progressed", "awarded", "revoked".
+    learners: dict[str, set[int]] = field(default_factory=dict)
 
 
 class Processor:
@@ -154,6 +156,49 @@ class Processor:
             result.counts.update(one.counts)
             result.awarded += one.awarded
             result.revoked += one.revoked
+        return result
+
+    def replay(self, events: Sequence[Event], matcher: Matcher) -> BatchResult:
+        """Apply recorded events again against `matcher` (a backfill of some templates): the
+        same locks, progress, awards, revocations, outbox and delivery jobs as processing,
+        but no duplicate check and no intake record (the events are in the ledger already),
+        and the learners' data left as newer events made it."""
+        return in_transaction(lambda: self._replay(events, matcher))
+
+    def _replay(self, events: Sequence[Event], matcher: Matcher) -> BatchResult:
+        now = self.clock()
+        result = BatchResult()
+        ok = [e for e in events if e.status == "ok"]
+        known = self._lock_learners(sorted({e.username or "" for e in ok}))
+        missing = sorted({e.username or "" for e in ok} - known.keys())
+        if missing:
+            known.update(self._create_learners(missing, ok, now))
+        learners = {name: row[0] for name, row in known.items()}
+        matches = [matcher.match(e.event_type or "", e.payload or {}) for e in ok]
+        pairs = {(learners[e.username or ""], item.template_id)
+                 for e, (reqs, pens) in zip(ok, matches, strict=True) for item in (*reqs, *pens)}
+        states = self._load_states(pairs, matcher)
+        had = {key: set(state.fulfilled) for key, state in states.items()}
+        touched: list[_Badge] = []
+        outbox: list[tuple[str, _Badge, dict[str, Any]]] = []
+        for event, (reqs, pens) in zip(ok, matches, strict=True):
+            learner_id = learners[event.username or ""]
+            effects: list[str] = []
+            before = len(outbox)
+            self._fulfil(event, learner_id, reqs, states, effects, touched, outbox, now)
+            self._penalise(event, learner_id, pens, states, effects, touched, outbox, now)
+            result.counts["replayed"] += 1
+            for event_type, _, _ in outbox[before:]:
+                if event_type == BADGE_AWARDED:
+                    result.awarded += 1
+                else:
+                    result.revoked += 1
+        self._flush(states, touched, outbox, now)
+        result.learners = {
+            "progressed": {k[0] for k, st in states.items() if set(st.fulfilled) - had[k]},
+            "awarded": {b.learner_id for b in touched if b.is_new},  # revoked later, maybe
+            "revoked": {b.learner_id for b in touched if b.status == "revoked"},
+        }
         return result
 
     # -- the batch -----------------------------------------------------------------------

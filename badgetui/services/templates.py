@@ -23,6 +23,8 @@ from badgetui.services.common import (
 from badgetui.store.models import (
     AuditLog,
     Badge,
+    IntakeRecord,
+    Meta,
     ProviderAccount,
     Requirement,
     Template,
@@ -96,6 +98,19 @@ class SyncedTemplate:
     description: str = ""
     image_url: str = ""
     state: str = "active"
+
+
+#: Meta key of the intake log's last id when a template went live (a backfill replays to it).
+LIVE_FROM = "live_from:{}"
+
+
+def mark_live(template_id: int) -> None:
+    """Remember the intake log's end when a template goes live: events after it are processed
+    live against the template, so a backfill replays only those before."""
+    last = IntakeRecord.select(IntakeRecord.id).order_by(IntakeRecord.id.desc()).scalar() or 0
+    key = LIVE_FROM.format(template_id)
+    if not Meta.update(value=last).where(Meta.key == key).execute():
+        Meta.insert(key=key, value=last).on_conflict_ignore().execute()
 
 
 def audit(
@@ -305,6 +320,8 @@ class TemplateService:
             Template.update(is_active=active, updated_at=to_db(self.clock())).where(
                 Template.id == tpl.id
             ).execute()
+            if active:
+                mark_live(tpl.id)
             bump_config_generation()
             audit(self.clock, "template.activate" if active else "template.deactivate",
                   f"template {tpl.id}")
