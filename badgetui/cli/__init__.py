@@ -13,7 +13,17 @@ import sys
 from collections.abc import Sequence
 
 from badgetui import __version__
-from badgetui.cli import backfill, config, events, migrate, providers, records, webhooks
+from badgetui.cli import (
+    backfill,
+    bulk,
+    config,
+    events,
+    learners,
+    migrate,
+    providers,
+    records,
+    webhooks,
+)
 from badgetui.cli.common import CliError, cli_settings
 
 __all__ = ["CliError", "build_parser", "main"]
@@ -44,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "simulated learners")
     p.set_defaults(handler=cmd_demo)
 
-    for module in (events, config, providers, records, webhooks, migrate, backfill):
+    for module in (events, config, providers, records, webhooks, migrate, backfill, bulk,
+                   learners):
         module.register(sub)
     return parser
 

@@ -16,6 +16,7 @@ from badgetui.services.accounts import AccountService, Connections
 from badgetui.services.awards import AwardService
 from badgetui.services.backfill import BackfillService
 from badgetui.services.badge_actions import BadgeActions
+from badgetui.services.bulk_actions import BulkActions
 from badgetui.services.common import Clock, utc_now
 from badgetui.services.config_io import ConfigService
 from badgetui.services.delivery import DeliveryService
@@ -24,6 +25,7 @@ from badgetui.services.intake import IntakeService
 from badgetui.services.migrate import MigrationService
 from badgetui.services.processing import Processor
 from badgetui.services.reconcile import ReconcileService
+from badgetui.services.retire import RetireService
 from badgetui.services.sync import SyncService
 from badgetui.services.templates import TemplateService
 from badgetui.services.webhooks import WebhookService
@@ -61,6 +63,8 @@ class Services:
     migrate: MigrationService
     awards: AwardService
     backfill: BackfillService
+    bulk: BulkActions
+    retire: RetireService
 
     @classmethod
     def open(
@@ -96,6 +100,8 @@ class Services:
             migrate=MigrationService(clock, config, badges),
             awards=AwardService(clock),
             backfill=BackfillService(clock, processor, templates),
+            bulk=BulkActions(clock, badges),
+            retire=RetireService(clock),
         )
 
     def status(self) -> dict[str, object]:
