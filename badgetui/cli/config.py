@@ -39,7 +39,8 @@ def cmd_config_import(args: argparse.Namespace) -> int:
         return 1
     if args.json:
         print_json({"applied": plan.applied, "dry_run": args.dry_run, "changes": plan.changes,
-                     "warnings": plan.warnings})
+                     "warnings": plan.warnings,
+                     "impact": [i.as_dict() for i in plan.impacts]})
         return 0
     for warning in plan.warnings:
         print(warning, file=sys.stderr)
@@ -49,6 +50,8 @@ def cmd_config_import(args: argparse.Namespace) -> int:
     print("plan:" if args.dry_run else "applied:")
     for change in plan.changes:
         print(f"  {change}")
+    for impact in plan.impacts:
+        print(str(impact))
     return 0
 
 

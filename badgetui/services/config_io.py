@@ -27,6 +27,7 @@ from badgetui.services.common import (
     current_database,
     to_db,
 )
+from badgetui.services.impact import TemplateImpact, template_impact
 from badgetui.services.processing import recompute_progress
 from badgetui.services.templates import activation_problem, audit, mark_live
 from badgetui.store.models import (
@@ -53,6 +54,8 @@ class ImportPlan:
     changes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     applied: bool = False
+    #: For each active template the import changes: who gains, loses or qualifies (a dry run).
+    impacts: list[TemplateImpact] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -236,7 +239,10 @@ class ConfigService:
         if problems:
             raise ConfigImportError(problems)
         for entry, tpl in resolved:
-            plan.changes.extend(self._diff(entry, tpl))
+            changes = self._diff(entry, tpl)
+            plan.changes.extend(changes)
+            if dry_run and changes and tpl.is_active and entry.active:
+                plan.impacts.append(template_impact(entry, tpl))
         if dry_run or not plan.changes:
             return plan
         database = current_database()
