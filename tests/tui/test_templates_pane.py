@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from textual.message import Message
 from textual.notifications import Notify
-from textual.widgets import Input, Select, Static
+from textual.widgets import Checkbox, Input, Select, Static
 
 from badgetui.store.models import Template
 from badgetui.tui.app import make_app
@@ -167,3 +167,49 @@ async def test_the_tab_key_focuses_the_table_so_space_toggles(services, ids):
         await pilot.press("p", "t")
         await settle(app, pilot)
         assert app.focused is table_of(app)
+
+
+async def test_activation_offers_the_backfill_preview_then_runs_it(services, ids):
+    """The Accredible group (one rule-less requirement: any course grade update) is activated
+    after two events were recorded: the console offers their replay with its preview."""
+    from badgetui.store.models import Badge, Learner
+    from badgetui.tui.screens.backfill_dialog import BackfillScreen
+
+    seed_events(services)
+    app = make_app(services.settings, services=services)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await focus_row(app, pilot, ids["9001"])
+        await pilot.press("space")
+        await settle(app, pilot)
+        assert is_active(ids["9001"])
+        screen = app.screen
+        assert isinstance(screen, BackfillScreen)
+        preview = str(screen.query_one("#backfill-result", Static).render())
+        assert "2 recorded events would be replayed" in preview
+        assert "2 would complete and be awarded: ann, bob" in preview
+        assert not Badge.select().where(Badge.template == ids["9001"]).exists()
+        screen.query_one("#deliver", Checkbox).value = False  # no provider in this test
+        await pilot.click("#run")
+        await settle(app, pilot)
+        await settle(app, pilot)
+        done = str(screen.query_one("#backfill-result", Static).render())
+        assert "2 recorded events replayed" in done and "2 complete and be awarded" in done
+        held = sorted(b.learner.username for b in Badge.select().join(Learner).where(
+            Badge.template == ids["9001"]))
+        assert held == ["ann", "bob"]
+        await pilot.press("escape")
+        await settle(app, pilot)
+        assert not isinstance(app.screen, BackfillScreen)
+
+
+async def test_no_offer_when_nothing_was_recorded(services, ids):
+    from badgetui.tui.screens.backfill_dialog import BackfillScreen
+
+    app = make_app(services.settings, services=services)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await focus_row(app, pilot, ids["9001"])
+        await pilot.press("space")
+        await settle(app, pilot)
+        assert is_active(ids["9001"]) and not isinstance(app.screen, BackfillScreen)

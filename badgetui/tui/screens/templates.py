@@ -48,11 +48,15 @@ class TemplatesLoaded(Message):
 class TemplateToggled(Message):
     """An activation change was saved (`view`) or refused (`reason`)."""
 
-    def __init__(self, template_id: int, view: TemplateView | None, reason: str = "") -> None:
+    def __init__(self, template_id: int, view: TemplateView | None, reason: str = "", *,
+                 preview: Any = None) -> None:
         super().__init__()
         self.template_id = template_id
         self.view = view
         self.reason = reason
+        #: After an activation: the backfill preview (a BackfillReport), offered when it
+        #: found recorded events to replay.
+        self.preview = preview
 
 
 def state_label(view: TemplateView) -> str:
@@ -236,12 +240,19 @@ class TemplatesPane(Pane):
 
     @work(thread=True, group="templates-toggle", exit_on_error=False, name="activation")
     def toggle(self, template_id: int, active: bool) -> None:
+        services = self.badge_app.services
         try:
-            view = self.badge_app.services.templates.set_active(template_id, active)
+            view = services.templates.set_active(template_id, active)
         except ServiceError as exc:
             self.post_message(TemplateToggled(template_id, None, str(exc)))
             return
-        self.post_message(TemplateToggled(template_id, view))
+        preview = None
+        if active:  # offer a backfill when the log holds events the template would have seen
+            try:
+                preview = services.backfill.run(template_id, dry_run=True)
+            except ServiceError:
+                preview = None
+        self.post_message(TemplateToggled(template_id, view, preview=preview))
 
     @on(TemplateToggled)
     def _toggled(self, message: TemplateToggled) -> None:
@@ -255,3 +266,7 @@ class TemplatesPane(Pane):
         verb = "activated" if view.active else "deactivated"
         self._say(f"{view.name}: {verb}.")
         self.badge_app.broadcast_change("activation")
+        if message.preview is not None and message.preview.events:
+            from badgetui.tui.screens.backfill_dialog import BackfillScreen
+
+            self.app.push_screen(BackfillScreen(view.id, view.name, message.preview))
