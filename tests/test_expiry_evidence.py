@@ -83,6 +83,10 @@ def test_badges_expiring_lists_what_expires_soon(services, synced, clock, db_url
     assert [r["username"] for r in rows] == ["soon"]
     assert main(["badges", "expiring", "--days", "365", "--json"]) == 0
     assert [r["username"] for r in json.loads(capsys.readouterr().out)] == ["soon", "later"]
+    assert main(["badges", "list", "--expiring-within", "30", "--json"]) == 0
+    assert [r["username"] for r in json.loads(capsys.readouterr().out)] == ["soon"]
+    assert main(["badges", "list", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 3
     assert main(["template", "expiry", "t1", "--days", "90", "--reaward"]) == 0
     assert "awards expire after 90 days; expired awards are awarded again" in \
         capsys.readouterr().out

@@ -77,9 +77,15 @@ def cmd_badges_list(args: argparse.Namespace) -> int:
     from badgetui.services.queries import list_badges
 
     services = open_services(args)
+    before = None
+    if args.expiring_within is not None:
+        from datetime import timedelta
+
+        before = services.clock() + timedelta(days=args.expiring_within)
     rows = list_badges(status=args.status, template=template_id(services, args.template),
                        learner=args.learner, provider_state=args.provider_state,
-                       failed_only=args.failed_only, limit=args.limit, offset=args.offset)
+                       failed_only=args.failed_only, limit=args.limit, offset=args.offset,
+                       expiring_before=before)
     if args.json:
         print_json([r.as_dict() for r in rows])
         return 0
@@ -172,6 +178,8 @@ def register(sub: Any) -> None:
                    choices=PROVIDER_STATES, help=", ".join(PROVIDER_STATES))
     p.add_argument("--failed-only", action="store_true",
                    help="badges whose delivery failed (provider state error or a failed job)")
+    p.add_argument("--expiring-within", type=int, metavar="DAYS",
+                   help="held badges that expire within DAYS days (or have expired)")
     paging(p)
     json_flag(p)
     p.set_defaults(handler=cmd_badges_list)
