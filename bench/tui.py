@@ -212,8 +212,11 @@ def build(path: Path, scale: float) -> dict[str, Any]:
         con.executemany(
             "INSERT INTO fulfillment (progress_id, requirement_id, event_id, event_time,"
             " fulfilled_at) VALUES (?, ?, ?, ?, ?)", fulfillment_rows)
-        con.executemany("INSERT INTO badge VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        badge_rows)
+        con.executemany(
+            "INSERT INTO badge (id, uuid, learner_id, template_id, status, provider_state,"
+            " external_id, last_error, awarded_at, award_event_id, revoked_at, revoke_event_id,"
+            " revoke_reason, evidence, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", badge_rows)
         con.executemany(
             "INSERT INTO delivery_job (badge_id, account_id, kind, state, attempts,"
             " next_attempt_at, last_error, created_at, updated_at)"
