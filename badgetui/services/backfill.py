@@ -32,6 +32,7 @@ from badgetui.services.common import (
     ServiceError,
     config_generation,
     current_database,
+    set_meta,
     to_db,
 )
 from badgetui.services.config_io import _template_config
@@ -132,7 +133,7 @@ class BackfillService:
             return self.processor.replay(batch, matcher)
         with current_database().atomic():
             result = self.processor.replay(batch, matcher)
-            _store(checkpoint, last)
+            set_meta(checkpoint, last)
         return result
 
     # -- which events ----------------------------------------------------------------------
@@ -193,11 +194,6 @@ class BackfillService:
     def _checkpoint(key: str) -> int:
         row = Meta.get_or_none(Meta.key == key)
         return int(row.value) if row else 0
-
-
-def _store(key: str, value: int) -> None:
-    if not Meta.update(value=value).where(Meta.key == key).execute():
-        Meta.insert(key=key, value=value).execute()
 
 
 def _names(ids: set[int]) -> list[str]:

@@ -170,6 +170,13 @@ def chunked(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
         yield items[start : start + size]
 
 
+def set_meta(key: str, value: int) -> None:
+    """Store one shared counter or mark (the Meta table)."""
+    if not Meta.update(value=value).where(Meta.key == key).execute():
+        Meta.insert(key=key, value=value).on_conflict(
+            conflict_target=[Meta.key], update={Meta.value: value}).execute()
+
+
 def config_generation() -> int:
     row = Meta.get_or_none(Meta.key == CONFIG_GENERATION)
     return row.value if row else 0

@@ -18,13 +18,13 @@ from badgetui.services.common import (
     executemany,
     insert_rows,
     iso,
+    set_meta,
     to_db,
 )
 from badgetui.store.models import (
     AuditLog,
     Badge,
     IntakeRecord,
-    Meta,
     ProviderAccount,
     Requirement,
     Template,
@@ -108,9 +108,7 @@ def mark_live(template_id: int) -> None:
     """Remember the intake log's end when a template goes live: events after it are processed
     live against the template, so a backfill replays only those before."""
     last = IntakeRecord.select(IntakeRecord.id).order_by(IntakeRecord.id.desc()).scalar() or 0
-    key = LIVE_FROM.format(template_id)
-    if not Meta.update(value=last).where(Meta.key == key).execute():
-        Meta.insert(key=key, value=last).on_conflict_ignore().execute()
+    set_meta(LIVE_FROM.format(template_id), last)
 
 
 def audit(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -21,6 +20,7 @@ from badgetui.services.badge_actions import BadgeActions
 from badgetui.services.common import (
     Clock,
     bump_config_generation,
+    chunked,
     current_database,
     iso,
     to_db,
@@ -179,8 +179,8 @@ class Applier:
 
     def _learners(self, plan: MigrationPlan, applied: Applied, now: datetime) -> dict[str, int]:
         names = [t.username for t in plan.learners]
-        existing = {r.username: r for chunk in _chunks(names) for r in Learner.select().where(
-            Learner.username.in_(chunk))}
+        existing = {r.username: r for chunk in chunked(names, CHUNK)
+                    for r in Learner.select().where(Learner.username.in_(list(chunk)))}
         fresh = []
         for target in plan.learners:
             row = existing.get(target.username)
@@ -194,20 +194,20 @@ class Applier:
                 applied.created["learner details"] += 1
             else:
                 applied.unchanged["learners"] += 1
-        for chunk in _chunks(fresh):
+        for chunk in chunked(fresh, CHUNK):
             Learner.insert_many(chunk, fields=[
                 Learner.username, Learner.email, Learner.name, Learner.lms_id,
                 Learner.is_active, Learner.updated_at]).execute()
         applied.created["learners"] += len(fresh)
-        return {name: lid for chunk in _chunks(names) for name, lid in Learner.select(
-            Learner.username, Learner.id).where(Learner.username.in_(chunk)).tuples()}
+        return {name: lid for chunk in chunked(names, CHUNK) for name, lid in Learner.select(
+            Learner.username, Learner.id).where(Learner.username.in_(list(chunk))).tuples()}
 
     def _badges(self, plan: MigrationPlan, templates: dict[int, int], learners: dict[str, int],
                 applied: Applied, now: datetime) -> dict[str, tuple[int, bool]]:
         """Badge uuid -> (row id, created now)."""
         uuids = [t.source.uuid for t in plan.badges]
-        existing = {u for chunk in _chunks(uuids) for (u,) in Badge.select(Badge.uuid).where(
-            Badge.uuid.in_(chunk)).tuples()}
+        existing = {u for chunk in chunked(uuids, CHUNK) for (u,) in Badge.select(Badge.uuid).where(
+            Badge.uuid.in_(list(chunk))).tuples()}
         accounts = dict(Template.select(Template.id, Template.account).where(
             Template.id.in_(list(templates.values()) or [0])).tuples())
         fulfilled = {(p.username, p.template): p.fulfilled for p in plan.progress}
@@ -239,19 +239,19 @@ class Applier:
                 json.dumps(evidence), to_db(source.modified) or now))
             applied.created[f"badges {target.status}"] += 1
             made.append(target)
-        for chunk in _chunks(rows):
+        for chunk in chunked(rows, CHUNK):
             Badge.insert_many(chunk, fields=[
                 Badge.uuid, Badge.learner, Badge.template, Badge.status, Badge.provider_state,
                 Badge.external_id, Badge.last_error, Badge.awarded_at, Badge.award_event_id,
                 Badge.revoked_at, Badge.revoke_event_id, Badge.revoke_reason, Badge.evidence,
                 Badge.updated_at]).execute()
-        ids = {u: i for chunk in _chunks(uuids) for u, i in Badge.select(
-            Badge.uuid, Badge.id).where(Badge.uuid.in_(chunk)).tuples()}
+        ids = {u: i for chunk in chunked(uuids, CHUNK) for u, i in Badge.select(
+            Badge.uuid, Badge.id).where(Badge.uuid.in_(list(chunk))).tuples()}
         # attempts=1 for issues: the claim makes it 2, and any attempt after the first looks
         # the badge up at the provider (by email and template, for Credentials' badges) first.
         jobs = [(ids[t.source.uuid], accounts[templates[t.template]], t.job, "queued",
                  1 if t.job == "issue" else 0, now, now, now) for t in made if t.job]
-        for chunk in _chunks(jobs):
+        for chunk in chunked(jobs, CHUNK):
             DeliveryJob.insert_many(chunk, fields=[
                 DeliveryJob.badge, DeliveryJob.account, DeliveryJob.kind, DeliveryJob.state,
                 DeliveryJob.attempts, DeliveryJob.next_attempt_at, DeliveryJob.created_at,
@@ -282,7 +282,7 @@ class Applier:
         missing = list(dict.fromkeys(
             [k for k in wanted if k not in existing]
             + [k for k in held if k not in existing]))  # badges without progress too
-        for chunk in _chunks(missing):
+        for chunk in chunked(missing, CHUNK):
             Progress.insert_many([(lid, tid, held.get((lid, tid)), now) for lid, tid in chunk],
                                  fields=[Progress.learner, Progress.template, Progress.badge,
                                          Progress.updated_at]).execute()
@@ -308,7 +308,7 @@ class Applier:
                 rows.append((pid, requirement, FULFILLMENT_REF.format(fulfillment_id), now, now))
                 have.add((pid, requirement))
                 touched.add(key[1])
-        for chunk in _chunks(rows):
+        for chunk in chunked(rows, CHUNK):
             Fulfillment.insert_many(chunk, fields=[
                 Fulfillment.progress, Fulfillment.requirement, Fulfillment.event_id,
                 Fulfillment.event_time, Fulfillment.fulfilled_at]).execute()
@@ -316,11 +316,6 @@ class Applier:
         if touched:
             recompute_progress(sorted(touched))
             bump_config_generation()
-
-
-def _chunks(items: list[Any], size: int = CHUNK) -> Iterator[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 def _why(template: TemplateTarget, fulfilled: list[tuple[str, int]]) -> list[dict[str, Any]]:
